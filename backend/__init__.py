@@ -1,0 +1,1 @@
+"""Todo API backend: Better Auth JWTs in, tasks in PostgreSQL out."""

@@ -1,0 +1,1 @@
+"""Authentication: who is calling, proven by a Better Auth-style JWT."""

@@ -1,0 +1,82 @@
+"""The one place configuration is read: environment variables and `.env`."""
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL: what Better Auth puts in `iss`/`aud` and CORS compares."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Settings(BaseSettings):
+    """Every knob of the backend; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    better_auth_secret: SecretStr = Field(min_length=1)
+    better_auth_url: str = "http://localhost:3000"
+    better_auth_jwks_url: str | None = None
+    neon_database_url: SecretStr | None = None
+
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_cache_ttl_seconds: int = Field(default=300, ge=1)
+    jwks_min_refetch_seconds: int = Field(default=30, ge=0)
+    jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    embedded_db_dir: Path = Path(".data/postgres")
+    migrate_on_startup: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept `a,b` as well as a JSON list, the two ways people write lists in `.env`."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def auth_origin(self) -> str:
+        return origin_of(self.better_auth_url)
+
+    @property
+    def jwks_url(self) -> str:
+        return self.better_auth_jwks_url or f"{self.better_auth_url.rstrip('/')}/api/auth/jwks"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return list(dict.fromkeys([self.auth_origin, *self.cors_origins]))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment; a missing secret ends start-up with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fields = ", ".join(str(err["loc"][0]).upper() for err in exc.errors())
+        raise SystemExit(
+            f"Configuration error: {fields} missing or invalid "
+            "(set it in the environment or in .env; see .env.example)"
+        ) from None

@@ -1,0 +1,90 @@
+"""The `Annotated` dependencies route functions declare: the database and the caller's identity.
+
+Order of checks (SPEC.md, Auth): authentication (401) before ownership (403) before anything the
+route itself validates (404/422).
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from backend.auth.jwt import InvalidTokenError, TokenVerifier
+
+
+async def get_engine(request: Request) -> Engine:
+    """The app's engine; `crud` checks a connection out per statement (async: no thread hop)."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+# Declared for the OpenAPI schema (the docs' "Authorize" button); parsing is stricter below.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="BetterAuthJWT",
+    description="A Better Auth JWT: `/api/auth/token`, or HS256 signed with BETTER_AUTH_SECRET.",
+)
+
+
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def bearer_token(request: Request) -> str:
+    """The token of the one `Authorization: Bearer <token>` header (scheme in any case)."""
+    headers = request.headers.getlist("authorization")
+    if not headers:
+        raise _unauthorized("Not authenticated")
+    if len(headers) > 1:
+        raise _unauthorized("Send one Authorization header", "invalid_request")
+    scheme, _, token = headers[0].partition(" ")
+    token = token.strip(" ")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise _unauthorized("Authorization header must be 'Bearer <token>'", "invalid_request")
+    return token
+
+
+async def authenticate(request: Request) -> str:
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify(bearer_token(request))
+    except InvalidTokenError as exc:
+        raise _unauthorized(f"Invalid token: {exc.reason}", "invalid_token") from None
+
+
+async def current_user_id(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> str:
+    """The user id proven by the request's bearer token."""
+    return await authenticate(request)
+
+
+CurrentUserId = Annotated[str, Depends(current_user_id)]
+
+
+def ensure_owner(path_user_id: str, token_user_id: str) -> None:
+    if path_user_id != token_user_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="Not allowed to access this user's tasks"
+        )
+
+
+async def owned_user_id(
+    request: Request,
+    user_id: Annotated[str, Path(description="Better Auth user id; must be the token's user")],
+    current: CurrentUserId,
+) -> str:
+    """The URL's user id, once proven to be the caller's own (and within the rate limit)."""
+    ensure_owner(user_id, current)
+    request.app.state.rate_limiter.check(current)
+    return current
+
+
+OwnedUserId = Annotated[str, Depends(owned_user_id)]

@@ -1,0 +1,133 @@
+"""Every error is JSON with a human-readable string `detail` (frontends do `new Error(detail)`).
+
+- HTTP errors keep their status and headers; the detail is always a string.
+- 422 adds `errors`: FastAPI's field errors reduced to `loc`, `msg`, `type` (the rejected input
+  is not echoed back). An unauthenticated or foreign caller gets 401/403 instead: FastAPI parses
+  JSON before dependencies run, and a 422 must not answer a caller the route would refuse.
+- A database that cannot be reached is a 503 with `Retry-After`, not a 500.
+- Anything else is a plain 500; the trace goes to the server log only.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.dependencies import authenticate, ensure_owner
+
+logger = logging.getLogger("backend")
+
+DB_RETRY_AFTER_SECONDS = 2
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+def error_response(
+    status_code: int, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return error_response(exc.status_code, detail, exc.headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in exc.errors()
+    ]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    where = ".".join(str(part) for part in loc)
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    if "user_id" in request.path_params:
+        try:
+            ensure_owner(request.path_params["user_id"], await authenticate(request))
+        except HTTPException as refusal:
+            return await http_error(request, refusal)
+    errors = _field_errors(exc)
+    return JSONResponse(
+        {"detail": "; ".join(_describe(err) for err in errors), "errors": errors},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Database unavailable; retry shortly",
+        {"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Connection-level DBAPI errors are an outage (503); anything else is our bug (500)."""
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated or _is_connection_error(exc):
+        return await database_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    import psycopg2
+
+    return isinstance(exc.orig, psycopg2.OperationalError | psycopg2.InterfaceError)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(PoolTimeoutError, database_unavailable)
+    app.add_exception_handler(DisconnectionError, database_unavailable)
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing, malformed, expired or forged token"},
+    403: {"model": ErrorResponse, "description": "The token's user is not the URL's user"},
+    405: {"model": ErrorResponse, "description": "Method not allowed on this path"},
+    413: {"model": ErrorResponse, "description": "Request body larger than the limit (64 KiB)"},
+    422: {"model": ValidationErrorResponse, "description": "Invalid body, path or query value"},
+    429: {"model": ErrorResponse, "description": "Per-user rate limit exceeded (Retry-After)"},
+    503: {"model": ErrorResponse, "description": "Database unavailable (Retry-After)"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such task for this user"}
+}

@@ -1,0 +1,73 @@
+"""The application: `create_app()` builds it; `uvicorn backend.main:app` serves it.
+
+Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
+applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the engine and token verifier
+the requests share; shutdown releases them.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from backend import migrate
+from backend.auth.jwt import TokenVerifier
+from backend.config import Settings, get_settings
+from backend.db import create_db_engine, resolve_database_url
+from backend.errors import install_error_handlers
+from backend.middleware import BodyLimitMiddleware, NormalizePathMiddleware
+from backend.ratelimit import RateLimiter
+from backend.routes import health, tasks
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    url = await run_in_threadpool(resolve_database_url, settings)
+    if settings.migrate_on_startup:
+        await run_in_threadpool(migrate.upgrade, url)
+    app.state.engine = create_db_engine(url, settings)
+    app.state.verifier = TokenVerifier(settings)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    try:
+        yield
+    finally:
+        await app.state.verifier.aclose()
+        app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Todo API",
+        version="1.0.0",
+        description="Tasks of Better Auth users. Every `/api/` route needs a bearer JWT.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Location", "X-Total-Count", "Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(NormalizePathMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`backend.main:app` for uvicorn, built on first access so importing needs no settings."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,129 @@
+"""Task models: the table, and the shapes the API accepts and returns.
+
+Request models ignore unknown fields (pydantic's default; frontends send `priority`, `id`,
+timestamps...), use strict types so `"completed": "yes"` is a 422 rather than a guess, and refuse
+text PostgreSQL cannot store (NUL, lone surrogates) so such input is a 422, never a 500.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, StrictBool, StringConstraints, field_validator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    String,
+    Text,
+    false,
+    func,
+)
+from sqlmodel import Field, SQLModel
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+
+
+def storable_text(value: str) -> str:
+    """Reject characters PostgreSQL `text` cannot hold (it would fail at insert time, as a 500)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    AfterValidator(storable_text),
+]
+Description = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=DESCRIPTION_MAX),
+    AfterValidator(storable_text),
+]
+
+
+class TaskBase(SQLModel):
+    title: str = Field(max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    completed: bool = False
+
+
+class Task(TaskBase, table=True):
+    """One row per task; `user_id` is Better Auth's user id (the backend keeps no user table)."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
+        CheckConstraint("char_length(description) <= 1000", name="ck_task_description_length"),
+        CheckConstraint("char_length(btrim(title)) >= 1", name="ck_task_title_not_blank"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    user_id: str = Field(sa_column=Column(String(255), nullable=False))
+    title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    completed: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class TaskCreate(SQLModel):
+    title: Title
+    description: Description | None = None
+    completed: StrictBool = False
+
+
+class TaskUpdate(SQLModel):
+    """Every field optional: what is sent changes, what is left out stays (PUT and PATCH alike)."""
+
+    title: Title | None = None
+    description: Description | None = None
+    completed: StrictBool | None = None
+
+    @field_validator("title", "completed", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        """Leaving a field out keeps it; sending `null` for one that cannot be empty is an error."""
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class CompletionUpdate(SQLModel):
+    """Optional body of `PATCH …/complete`: set rather than toggle."""
+
+    completed: StrictBool | None = None
+
+
+class TaskPublic(SQLModel):
+    """The Task JSON of SPEC.md, field for field; timestamps always in UTC."""
+
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)

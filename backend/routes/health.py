@@ -1,0 +1,31 @@
+"""`GET /health`: liveness plus database reachability, for load balancers (no token)."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.errors import DB_RETRY_AFTER_SECONDS
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["reachable", "unreachable"]
+    detail: str
+
+
+@router.get("/health", responses={503: {"model": Health}})
+def health(request: Request, response: Response) -> Health:
+    engine: Engine = request.app.state.engine
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+        return Health(status="unavailable", database="unreachable", detail="Database unreachable")
+    return Health(status="ok", database="reachable", detail="OK")

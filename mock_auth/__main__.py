@@ -1,0 +1,7 @@
+"""Entry point for `python -m mock_auth`."""
+
+import sys
+
+from mock_auth.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""Cookie names and signing as Better Auth (through better-call) does them.
+
+A signed cookie value is `value + "." + base64(HMAC-SHA256(secret, value))`, standard base64 with
+padding, and the whole thing is percent-encoded on the wire (`=` becomes `%3D`). The bearer plugin
+hands out that same encoded value in `set-auth-token` and accepts it, or the bare token, back in
+`Authorization: Bearer`.
+"""
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote, unquote
+
+SESSION_COOKIE = "better-auth.session_token"
+SESSION_DATA_COOKIE = "better-auth.session_data"
+_SECURE_PREFIX = "__Secure-"
+
+
+def cookie_name(base: str, *, secure: bool) -> str:
+    return f"{_SECURE_PREFIX}{base}" if secure else base
+
+
+def _signature(value: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), value.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def sign(value: str, secret: str) -> str:
+    """The percent-encoded signed value, exactly as it appears in `Set-Cookie`."""
+    return quote(f"{value}.{_signature(value, secret)}", safe="")
+
+
+def unsign(signed: str, secret: str) -> str | None:
+    """The value if the signature matches (padding optional), else None."""
+    value, dot, signature = unquote(signed).rpartition(".")
+    if not dot or not value:
+        return None
+    expected = _signature(value, secret).rstrip("=")
+    if hmac.compare_digest(signature.rstrip("=").encode(), expected.encode()):
+        return value
+    return None
+
+
+def set_cookie_header(name: str, value: str, *, max_age: int, secure: bool) -> str:
+    """A `Set-Cookie` value with Better Auth's attributes, written out so nothing re-quotes it."""
+    attributes = [f"{name}={value}", f"Max-Age={max_age}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        attributes.append("Secure")
+    return "; ".join(attributes)
