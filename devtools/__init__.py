@@ -1,0 +1,1 @@
+"""Tooling around the product: running its servers for development, load tests and tests."""

@@ -1,0 +1,112 @@
+"""Start the backend and mock_auth as real processes on loopback, wait until ready, stop them.
+
+Used by `nox -s dev`, `nox -s load` and the tests that need real HTTP (end-to-end, kill -9).
+Each server runs in its own process group so stopping it also stops uvicorn's workers.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A server process and the base URL it answers on."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    url: str
+    ready_path: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.process.returncode}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready within {timeout:.0f} s")
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the whole process group (uvicorn and its workers)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: what a crash or an OOM kill looks like."""
+        if self.process is not None:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+
+
+def backend_server(
+    env: Mapping[str, str],
+    *,
+    port: int | None = None,
+    workers: int = 1,
+    reload: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> Server:
+    """The backend under uvicorn; `env` carries its settings (BETTER_AUTH_SECRET, …)."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    command += ["--reload", "--reload-dir", "backend"] if reload else ["--workers", str(workers)]
+    command += list(extra_args)
+    return Server("backend", command, {**os.environ, **env}, f"http://127.0.0.1:{port}", "/health")
+
+
+def mock_auth_server(env: Mapping[str, str], *, port: int | None = None) -> Server:
+    port = port or free_port()
+    command = [sys.executable, "-m", "mock_auth", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    return Server(
+        "mock_auth", command, {**os.environ, **env}, f"http://127.0.0.1:{port}", "/api/auth/jwks"
+    )
+
+
+@contextmanager
+def running(*servers: Server) -> Iterator[tuple[Server, ...]]:
+    """Start `servers` in order; stop them all (in reverse) however the block ends."""
+    started: list[Server] = []
+    try:
+        for server in servers:
+            server.start()
+            started.append(server)
+        yield servers
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -1,0 +1,195 @@
+"""Shared fixtures: a real PostgreSQL, the real app, and callers holding real signed tokens.
+
+The database is the embedded PostgreSQL (a fresh cluster per test session) unless
+`TEST_DATABASE_URL` names another one; its `task` table is emptied before each test that uses
+it, so tests are independent. Tokens are real HS256 JWTs signed with the test secret.
+
+Every test names the SPEC.md IDs it proves with `@pytest.mark.spec(...)`; the summary at the end
+of a run lists each ID with its tests, and with `SPEC_COVERAGE_STRICT=1` (as `nox -s tests`
+sets) a full run fails when any ID has none.
+"""
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from helpers import AUTH_URL, SECRET, Caller
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Engine
+
+from backend import embedded_db, migrate
+from backend.config import Settings
+from backend.db import normalize_url
+from backend.main import create_app
+
+SPEC_FILE = Path(__file__).parent.parent / "docs" / "SPEC.md"
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    """A migrated PostgreSQL database for the whole session."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        url = normalize_url(external)
+        migrate.upgrade(url)
+        yield url
+        return
+    data_dir = tmp_path_factory.mktemp("postgres") / "data"
+    url = embedded_db.start(data_dir)
+    migrate.upgrade(url)
+    yield url
+    embedded_db.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: URL) -> Iterator[Engine]:
+    """A plain engine for tests to look at the database directly (not the app's)."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_db(db_engine: Engine) -> None:
+    with db_engine.connect() as connection:
+        connection.execute(text("TRUNCATE task RESTART IDENTITY"))
+
+
+# --- app ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def make_settings(database_url: URL) -> Callable[..., Settings]:
+    """Settings for the test database; explicit values, so no `.env` or process env leaks in."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "better_auth_secret": SECRET,
+            "better_auth_url": AUTH_URL,
+            "neon_database_url": database_url.render_as_string(hide_password=False),
+            "migrate_on_startup": False,
+        }
+        return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def session_client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def client(session_client: TestClient, clean_db: None) -> TestClient:
+    """The app on a clean database (its lifespan runs once per session)."""
+    return session_client
+
+
+@pytest.fixture
+def make_client(
+    make_settings: Callable[..., Settings], clean_db: None
+) -> Iterator[Callable[..., TestClient]]:
+    """A client for an app with other settings: `make_client(rate_limit_per_minute=5)`."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+# --- callers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice() -> Caller:
+    return Caller("alice-0123456789abcdefghijklmnop")
+
+
+@pytest.fixture
+def bob() -> Caller:
+    return Caller("bob-0123456789abcdefghijklmnopqr")
+
+
+# --- SPEC ID coverage -----------------------------------------------------------------------
+
+SPEC_ID = re.compile(r"\b(US-\d+(?:\.\d+)?|FR-\d{3}|SC-\d{3}|EC-\d+|A-\d+)\b")
+_covered: dict[str, list[str]] = defaultdict(list)
+_unknown: set[str] = set()
+
+
+def spec_ids() -> list[str]:
+    found = dict.fromkeys(SPEC_ID.findall(SPEC_FILE.read_text(encoding="utf-8")))
+    return list(found)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    known = set(spec_ids())
+    for item in items:
+        for marker in item.iter_markers("spec"):
+            for spec_id in marker.args:
+                if spec_id in known:
+                    _covered[spec_id].append(item.nodeid)
+                else:
+                    _unknown.add(f"{spec_id} ({item.nodeid})")
+
+
+def _uncovered() -> list[str]:
+    ids = spec_ids()
+    covered = set(_covered)
+    # A parent story (US-2) is covered by its scenarios (US-2.1 …) as well as by itself.
+    return [
+        spec_id
+        for spec_id in ids
+        if spec_id not in covered and not any(c.startswith(spec_id + ".") for c in covered)
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _covered:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("SPEC.md IDs covered by tests")
+    for spec_id in spec_ids():
+        tests = _covered.get(spec_id, [])
+        write(f"{spec_id:<8} {len(tests):>3} test(s)" + ("" if tests else "   <-- NOT COVERED"))
+    missing = _uncovered()
+    write(f"{len(spec_ids()) - len(missing)} of {len(spec_ids())} IDs covered")
+    if _unknown:
+        write("markers naming no SPEC.md ID: " + ", ".join(sorted(_unknown)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With SPEC_COVERAGE_STRICT=1, an uncovered or misspelt SPEC ID fails the run."""
+    strict = os.environ.get("SPEC_COVERAGE_STRICT") == "1"
+    if strict and session.exitstatus == 0 and (_uncovered() or _unknown):
+        print(f"\nSPEC coverage failed: uncovered {_uncovered()}, unknown {sorted(_unknown)}")
+        session.exitstatus = 1
