@@ -1,0 +1,70 @@
+"""Project commands: `nox -s dev`, `nox -s tests`, `nox -s lint`, `nox -s load`, `nox -s fuzz`."""
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def dev(session: nox.Session) -> None:
+    """Backend + mock_auth on the embedded PostgreSQL, with reload; prints working curl lines."""
+    session.install("-e", ".")
+    session.run("python", "-m", "devtools.dev")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite on real PostgreSQL, with coverage and the SPEC ID table."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "--cov=backend",
+        "--cov-report=term",
+        "--cov-fail-under=95",
+        *session.posargs,
+        env={"SPEC_COVERAGE_STRICT": "0" if session.posargs else "1"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy."""
+    session.install("-e", ".[lint,test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "backend", "mock_auth", "devtools")
+
+
+@nox.session
+def migrate(session: nox.Session) -> None:
+    """Apply migrations to NEON_DATABASE_URL (or the embedded database)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "backend.migrate")
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """Locust load test (50 users); `nox -s load -- --help` for options."""
+    session.install("-e", ".[load]")
+    session.run("python", "-m", "loadtests", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Longer schema fuzzing and state-machine runs than `tests` does."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/hardening",
+        "-k",
+        "schema or isolation",
+        *session.posargs,
+        env={
+            "FUZZ_EXAMPLES": os.environ.get("FUZZ_EXAMPLES", "2000"),
+            "HYPOTHESIS_PROFILE": "fuzz",
+        },
+    )
