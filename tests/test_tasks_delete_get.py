@@ -1,0 +1,84 @@
+"""US-5 (delete) and US-6 (get one)."""
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import Caller, count_tasks, create
+from sqlalchemy.engine import Engine
+
+
+@pytest.mark.spec("US-5", "FR-012", "A-8", "SC-005")
+def test_delete_is_204_then_gone_and_a_second_delete_is_404(
+    client: TestClient, alice: Caller, db_engine: Engine
+) -> None:
+    task = create(client, alice)
+    kept = create(client, alice, title="kept")
+
+    deleted = client.delete(alice.task(task["id"]), headers=alice.headers)
+
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert client.get(alice.task(task["id"]), headers=alice.headers).status_code == 404
+    assert [t["id"] for t in client.get(alice.tasks, headers=alice.headers).json()] == [kept["id"]]
+    assert client.delete(alice.task(task["id"]), headers=alice.headers).status_code == 404
+    assert count_tasks(db_engine) == 1  # a hard delete: the row is gone, not flagged
+
+
+@pytest.mark.spec("US-5", "FR-006", "SC-002")
+def test_deleting_another_users_task_is_404_and_it_survives(
+    client: TestClient, alice: Caller, bob: Caller
+) -> None:
+    bobs = create(client, bob)
+
+    response = client.delete(alice.task(bobs["id"]), headers=alice.headers)
+
+    assert response.status_code == 404
+    assert client.get(bob.task(bobs["id"]), headers=bob.headers).status_code == 200
+
+
+@pytest.mark.spec("US-6", "FR-009", "SC-005", "FR-019")
+def test_get_returns_the_task(client: TestClient, alice: Caller) -> None:
+    task = create(client, alice, title="read me", description="please")
+
+    response = client.get(alice.task(task["id"]), headers=alice.headers)
+
+    assert response.status_code == 200
+    assert response.json() == task
+
+
+@pytest.mark.spec("US-6", "FR-009", "FR-006", "SC-002")
+def test_another_users_task_id_under_my_url_is_404_no_leak(
+    client: TestClient, alice: Caller, bob: Caller
+) -> None:
+    bobs = create(client, bob, title="secret")
+
+    response = client.get(alice.task(bobs["id"]), headers=alice.headers)
+
+    assert response.status_code == 404
+    assert "secret" not in response.text
+
+
+@pytest.mark.spec("EC-5", "SC-009")
+@pytest.mark.parametrize(
+    ("task_id", "status"),
+    [
+        ("abc", 422),
+        ("-1", 422),
+        ("0", 422),
+        ("1.5", 422),
+        ("1e3", 422),
+        (str(2**63), 422),
+        (str(2**64), 422),
+        (str(2**63 - 1), 404),
+        ("99999", 404),
+    ],
+)
+def test_task_ids_that_cannot_exist_are_404_or_422(
+    client: TestClient, alice: Caller, task_id: str, status: int
+) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = client.request(
+            method, alice.task(task_id), json={"title": "x"}, headers=alice.headers
+        )
+        assert response.status_code == status, (method, response.text)
+    toggled = client.patch(alice.task(task_id) + "/complete", headers=alice.headers)
+    assert toggled.status_code == status
