@@ -26,7 +26,7 @@ def count_tasks(engine: Engine, user_id: str | None = None) -> int:
 
 
 def make_token(
-    user_id: str | None = "alice",
+    subject: str | None = "alice",
     *,
     secret: str = SECRET,
     algorithm: str = "HS256",
@@ -37,8 +37,8 @@ def make_token(
     """An HS256 token as a frontend mints it: `sub`, `iat`, `exp` (+ any extra claims)."""
     now = int(time.time())
     payload: dict[str, Any] = {"iat": now, "exp": now + lifetime}
-    if user_id is not None:
-        payload["sub"] = user_id
+    if subject is not None:
+        payload["sub"] = subject
     payload.update(claims)
     return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
 

@@ -1,0 +1,248 @@
+"""Authentication and ownership: who may call, and on whose tasks (SPEC.md, Auth)."""
+
+import time
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from helpers import SECRET, Caller, count_tasks, create, make_token
+from sqlalchemy.engine import Engine
+
+
+@pytest.mark.spec("FR-001", "SC-006")
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("POST", ""),
+        ("GET", "/1"),
+        ("PUT", "/1"),
+        ("PATCH", "/1"),
+        ("DELETE", "/1"),
+        ("PATCH", "/1/complete"),
+    ],
+)
+def test_every_endpoint_without_a_token_is_401_with_a_bearer_challenge(
+    client: TestClient, alice: Caller, method: str, path: str
+) -> None:
+    response = client.request(method, alice.tasks + path, json={"title": "x"})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {"detail": "Not authenticated"}
+
+
+@pytest.mark.spec("FR-002", "EC-6")
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer not-a-jwt",
+        "Bearer " + make_token("alice", secret="another-secret-of-at-least-32-bytes!"),
+        "Basic YWxpY2U6cGFzcw==",
+        "Token abc",
+        "Bearer",
+        "Bearer ",
+    ],
+)
+def test_bad_or_foreign_tokens_are_401(
+    client: TestClient, alice: Caller, db_engine: Engine, header: str
+) -> None:
+    response = client.post(alice.tasks, json={"title": "x"}, headers={"Authorization": header})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert isinstance(response.json()["detail"], str)
+    assert count_tasks(db_engine) == 0
+
+
+@pytest.mark.spec("FR-002")
+def test_scheme_is_case_insensitive(client: TestClient, alice: Caller) -> None:
+    response = client.get(alice.tasks, headers={"Authorization": f"bearer {alice.token}"})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.spec("EC-6", "FR-002")
+def test_altered_payload_and_alg_none_are_401(client: TestClient, alice: Caller) -> None:
+    header, _, signature = alice.token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        b'{"sub":"alice-0123456789abcdefghijklmnop","exp":9999999999}'
+    ).decode()
+    unsigned = jwt.encode({"sub": alice.id, "exp": int(time.time()) + 60}, None, algorithm="none")
+
+    for token in (f"{header}.{forged_payload}.{signature}", unsigned):
+        response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.spec("FR-003", "EC-1")
+def test_expired_token_is_401_and_has_no_effect(
+    client: TestClient, alice: Caller, db_engine: Engine
+) -> None:
+    created = create(client, alice)
+    expired = make_token(alice.id, lifetime=-31)  # past the 30 s leeway
+
+    response = client.put(
+        alice.task(created["id"]),
+        json={"title": "changed"},
+        headers={"Authorization": f"Bearer {expired}"},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Invalid token: token expired"
+    assert client.get(alice.task(created["id"]), headers=alice.headers).json() == created
+
+
+@pytest.mark.spec("FR-003")
+def test_leeway_accepts_small_clock_skew_and_nbf_in_the_future_is_401(
+    client: TestClient, alice: Caller
+) -> None:
+    skewed = make_token(alice.id, lifetime=-10)
+    early = make_token(alice.id, nbf=int(time.time()) + 120)
+
+    assert client.get(alice.tasks, headers={"Authorization": f"Bearer {skewed}"}).status_code == 200
+    assert client.get(alice.tasks, headers={"Authorization": f"Bearer {early}"}).status_code == 401
+
+
+@pytest.mark.spec("FR-003", "EC-6")
+def test_a_token_without_exp_is_401(client: TestClient, alice: Caller) -> None:
+    token = jwt.encode({"sub": alice.id}, SECRET, algorithm="HS256")
+
+    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Invalid token: token has no 'exp' claim"
+
+
+@pytest.mark.spec("A-2", "FR-004")
+@pytest.mark.parametrize("claim", ["sub", "user_id", "userId", "id"])
+def test_user_id_from_sub_or_its_fallbacks(client: TestClient, alice: Caller, claim: str) -> None:
+    token = make_token(None, **{claim: alice.id})
+
+    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.spec("A-2", "FR-002")
+def test_better_auth_cookie_cache_jwt_is_accepted(client: TestClient, alice: Caller) -> None:
+    now = int(time.time())
+    payload = {
+        "session": {"id": "s1", "userId": alice.id, "token": "opaque"},
+        "user": {"id": alice.id, "email": "alice@example.com", "name": "Alice"},
+        "iat": now,
+        "exp": now + 300,
+    }
+    token = jwt.encode(payload, SECRET, algorithm="HS256", headers={"alg": "HS256", "typ": None})
+
+    response = client.post(
+        alice.tasks, json={"title": "x"}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 201
+    assert response.json()["user_id"] == alice.id
+
+
+@pytest.mark.spec("EC-6")
+@pytest.mark.parametrize("claims", [{}, {"sub": ""}, {"sub": 42}, {"sub": "x" * 10_000}])
+def test_missing_or_invalid_user_id_is_401(
+    client: TestClient, alice: Caller, claims: dict[str, object]
+) -> None:
+    token = make_token(None, **claims)
+
+    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+
+
+@pytest.mark.spec("FR-005", "SC-002")
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("POST", ""),
+        ("GET", "/1"),
+        ("PUT", "/1"),
+        ("DELETE", "/1"),
+        ("PATCH", "/1/complete"),
+    ],
+)
+def test_a_valid_token_on_another_users_url_is_403(
+    client: TestClient, alice: Caller, bob: Caller, db_engine: Engine, method: str, path: str
+) -> None:
+    bobs = create(client, bob)
+
+    response = client.request(
+        method,
+        bob.tasks + path.replace("1", str(bobs["id"])),
+        json={"title": "x"},
+        headers=alice.headers,
+    )
+
+    assert response.status_code == 403
+    assert isinstance(response.json()["detail"], str)
+    assert count_tasks(db_engine) == 1
+    assert client.get(bob.task(bobs["id"]), headers=bob.headers).json() == bobs
+
+
+@pytest.mark.spec("FR-005", "FR-001")
+def test_order_is_401_then_403_then_404_or_422(
+    client: TestClient, alice: Caller, bob: Caller
+) -> None:
+    bad_json = {"Content-Type": "application/json"}
+
+    anonymous = client.put(bob.task("abc"), content=b"{broken", headers=bad_json)
+    foreign = client.put(bob.task("abc"), content=b"{broken", headers={**alice.headers, **bad_json})
+    own = client.put(alice.task("abc"), content=b"{broken", headers={**alice.headers, **bad_json})
+    missing = client.put(alice.task(1), json={"title": "x"}, headers=alice.headers)
+
+    assert (anonymous.status_code, foreign.status_code) == (401, 403)
+    assert (own.status_code, missing.status_code) == (422, 404)
+
+
+@pytest.mark.spec("EC-7", "SC-002")
+@pytest.mark.parametrize(
+    "user_path", ["alice%2Fbob", "%C3%A9l%C3%A8ve-%F0%9F%99%82", "u" * 300, "..", "%2E%2E"]
+)
+def test_odd_path_user_ids_are_refused_never_500(
+    client: TestClient, alice: Caller, bob: Caller, user_path: str
+) -> None:
+    create(client, bob)
+
+    response = client.get(f"/api/{user_path}/tasks", headers=alice.headers)
+
+    assert response.status_code in (403, 404, 422)
+    assert bob.id not in response.text
+
+
+@pytest.mark.spec("FR-004")
+def test_identity_never_comes_from_the_query(
+    client: TestClient, alice: Caller, bob: Caller
+) -> None:
+    create(client, bob)
+
+    response = client.get(f"{alice.tasks}?user_id={bob.id}&userId={bob.id}", headers=alice.headers)
+
+    assert response.json() == []
+
+
+@pytest.mark.spec("FR-002")
+def test_hs256_iss_and_aud_are_checked_only_when_configured(
+    make_client: object, alice: Caller
+) -> None:
+    strict = make_client(jwt_issuer="https://app.example.com", jwt_audience="todo-api")  # type: ignore[operator]
+    lenient = make_client()  # type: ignore[operator]
+    right = make_token(alice.id, iss="https://app.example.com", aud="todo-api")
+    wrong = make_token(alice.id, iss="https://evil.example.com", aud="todo-api")
+    carries_aud = make_token(alice.id, aud="anything")
+
+    def status(client: TestClient, token: str) -> int:
+        return client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert (status(strict, right), status(strict, wrong), status(strict, alice.token)) == (
+        200,
+        401,
+        401,
+    )
+    assert status(lenient, carries_aud) == 200
