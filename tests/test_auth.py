@@ -1,6 +1,7 @@
 """Authentication and ownership: who may call, and on whose tasks (SPEC.md, Auth)."""
 
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -246,3 +247,18 @@ def test_hs256_iss_and_aud_are_checked_only_when_configured(
         401,
     )
     assert status(lenient, carries_aud) == 200
+
+
+@pytest.mark.spec("EC-1", "FR-003")
+def test_a_token_that_expires_between_two_requests_is_refused_on_the_second(
+    make_client: Callable[..., TestClient], alice: Caller, db_engine: Engine
+) -> None:
+    client = make_client(jwt_leeway_seconds=0)
+    headers = {"Authorization": f"Bearer {make_token(alice.id, lifetime=1)}"}
+
+    first = client.post(alice.tasks, json={"title": "before"}, headers=headers)
+    time.sleep(1.1)
+    second = client.post(alice.tasks, json={"title": "after"}, headers=headers)
+
+    assert (first.status_code, second.status_code) == (201, 401)
+    assert count_tasks(db_engine) == 1
