@@ -11,6 +11,8 @@ sets) a full run fails when any ID has none.
 
 import os
 import re
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,19 +37,24 @@ SPEC_FILE = Path(__file__).parent.parent / "docs" / "SPEC.md"
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """A migrated PostgreSQL database for the whole session."""
+def database_url() -> Iterator[URL]:
+    """A migrated PostgreSQL database for the whole session.
+
+    The embedded cluster lives outside pytest's basetemp: pytest re-tightens that folder to 0700
+    at every session start, which would lock out the server's own (non-root) user.
+    """
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         url = normalize_url(external)
         migrate.upgrade(url)
         yield url
         return
-    data_dir = tmp_path_factory.mktemp("postgres") / "data"
+    data_dir = Path(tempfile.mkdtemp(prefix="todo-test-pg-")) / "data"
     url = embedded_db.start(data_dir)
     migrate.upgrade(url)
     yield url
     embedded_db.stop(data_dir)
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
