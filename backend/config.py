@@ -9,11 +9,24 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 def origin_of(url: str) -> str:
-    """`scheme://host[:port]` of a URL: what Better Auth puts in `iss`/`aud` and CORS compares."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    """`scheme://host[:port]` as WHATWG `URL.origin` writes it.
+
+    Better Auth puts `new URL(baseURL).origin` in `iss`/`aud` and browsers send the same form in
+    `Origin`, so both comparisons need it exactly: lower-case scheme and host, no user info, and
+    no default port (`https://app.example:443` is `https://app.example`).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    return f"{scheme}://{host}"
 
 
 class Settings(BaseSettings):
@@ -24,6 +37,9 @@ class Settings(BaseSettings):
     better_auth_secret: SecretStr = Field(min_length=1)
     better_auth_url: str = "http://localhost:3000"
     better_auth_jwks_url: str | None = None
+    # Accept opaque Better Auth session tokens by looking them up in its `session` table; only
+    # for a backend that shares Better Auth's database, in exchange for immediate sign-out.
+    better_auth_session_lookup: bool = False
     neon_database_url: SecretStr | None = None
 
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
@@ -44,6 +60,29 @@ class Settings(BaseSettings):
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     embedded_db_dir: Path = Path(".data/postgres")
     migrate_on_startup: bool = True
+
+    @field_validator(
+        "better_auth_jwks_url", "neon_database_url", "jwt_issuer", "jwt_audience", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`JWT_ISSUER=` uncommented in `.env` means "not set", not "require an empty iss"."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("better_auth_url")
+    @classmethod
+    def _url_has_host(cls, value: str) -> str:
+        """A typo here would silently reject every JWT-plugin token (wrong `iss`): fail at start."""
+        parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("BETTER_AUTH_URL has an invalid port") from None
+        if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError("BETTER_AUTH_URL must be an http(s) URL, e.g. http://localhost:3000")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

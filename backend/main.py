@@ -14,7 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from backend import migrate
+from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
+from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import create_db_engine, resolve_database_url
 from backend.errors import install_error_handlers
@@ -30,7 +32,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.migrate_on_startup:
         await run_in_threadpool(migrate.upgrade, url)
     app.state.engine = create_db_engine(url, settings)
-    app.state.verifier = TokenVerifier(settings)
+    sessions = (
+        SessionLookup(app.state.engine, settings.better_auth_secret.get_secret_value())
+        if settings.better_auth_session_lookup
+        else None
+    )
+    app.state.verifier = TokenVerifier(settings, JwksKeySource(settings), sessions)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     try:
         yield

@@ -1,1 +1,1 @@
-"""Authentication: who is calling, proven by a Better Auth-style JWT."""
+"""Authentication: who is calling, proven by a Better Auth JWT (or, opt-in, a session token)."""
