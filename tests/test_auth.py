@@ -7,22 +7,22 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from helpers import SECRET, Caller, count_tasks, create, make_token
+
+# Every task endpoint, as (method, path below /api/{user_id}/tasks) with task id 1.
+ENDPOINTS = [
+    ("GET", ""),
+    ("POST", ""),
+    ("GET", "/1"),
+    ("PUT", "/1"),
+    ("PATCH", "/1"),
+    ("DELETE", "/1"),
+    ("PATCH", "/1/complete"),
+]
 from sqlalchemy.engine import Engine
 
 
 @pytest.mark.spec("FR-001", "SC-006")
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", ""),
-        ("POST", ""),
-        ("GET", "/1"),
-        ("PUT", "/1"),
-        ("PATCH", "/1"),
-        ("DELETE", "/1"),
-        ("PATCH", "/1/complete"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 def test_every_endpoint_without_a_token_is_401_with_a_bearer_challenge(
     client: TestClient, alice: Caller, method: str, path: str
 ) -> None:
@@ -158,17 +158,7 @@ def test_missing_or_invalid_user_id_is_401(
 
 
 @pytest.mark.spec("FR-005", "SC-002")
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", ""),
-        ("POST", ""),
-        ("GET", "/1"),
-        ("PUT", "/1"),
-        ("DELETE", "/1"),
-        ("PATCH", "/1/complete"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 def test_a_valid_token_on_another_users_url_is_403(
     client: TestClient, alice: Caller, bob: Caller, db_engine: Engine, method: str, path: str
 ) -> None:
