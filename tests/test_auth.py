@@ -7,6 +7,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from helpers import SECRET, Caller, count_tasks, create, make_token
+from sqlalchemy.engine import Engine
 
 # Every task endpoint, as (method, path below /api/{user_id}/tasks) with task id 1.
 ENDPOINTS = [
@@ -18,7 +19,6 @@ ENDPOINTS = [
     ("DELETE", "/1"),
     ("PATCH", "/1/complete"),
 ]
-from sqlalchemy.engine import Engine
 
 
 @pytest.mark.spec("FR-001", "SC-006")
