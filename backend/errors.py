@@ -50,8 +50,19 @@ def error_response(
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+        # FastAPI's 400 for a JSON body it cannot even decode (invalid UTF-8, nesting deeper than
+        # the parser's recursion limit): the same client error as malformed JSON, so the same 422.
+        return await validation_error(request, _undecodable_body(exc.__cause__))
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return error_response(exc.status_code, detail, exc.headers)
+
+
+def _undecodable_body(cause: BaseException) -> RequestValidationError:
+    reason = "nested too deeply" if isinstance(cause, RecursionError) else "not valid UTF-8 JSON"
+    return RequestValidationError(
+        [{"type": "json_invalid", "loc": ("body",), "msg": f"JSON decode error: {reason}"}]
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -75,6 +86,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
             ensure_owner(request.path_params["user_id"], await authenticate(request))
         except HTTPException as refusal:
             return await http_error(request, refusal)
+        except DBAPIError as failure:  # session-token lookup with the database down
+            return await database_error(request, failure)
     errors = _field_errors(exc)
     return JSONResponse(
         {"detail": "; ".join(_describe(err) for err in errors), "errors": errors},
@@ -125,6 +138,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     405: {"model": ErrorResponse, "description": "Method not allowed on this path"},
     413: {"model": ErrorResponse, "description": "Request body larger than the limit (64 KiB)"},
     422: {"model": ValidationErrorResponse, "description": "Invalid body, path or query value"},
+    431: {"model": ErrorResponse, "description": "Request headers over 64 KiB or 100 fields"},
     429: {"model": ErrorResponse, "description": "Per-user rate limit exceeded (Retry-After)"},
     503: {"model": ErrorResponse, "description": "Database unavailable (Retry-After)"},
 }

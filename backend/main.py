@@ -20,7 +20,7 @@ from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import create_db_engine, resolve_database_url
 from backend.errors import install_error_handlers
-from backend.middleware import BodyLimitMiddleware, NormalizePathMiddleware
+from backend.middleware import NormalizePathMiddleware, RequestLimitMiddleware
 from backend.ratelimit import RateLimiter
 from backend.routes import health, tasks
 
@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
+    app.add_middleware(NormalizePathMiddleware)
+    app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost, so that every answer (413 and 431 included) carries CORS headers a browser needs
+    # to let the frontend read its `detail`.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
@@ -68,8 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Location", "X-Total-Count", "Retry-After"],
         max_age=600,
     )
-    app.add_middleware(NormalizePathMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 

