@@ -1,0 +1,174 @@
+"""A TCP proxy on 127.0.0.1 that adds network distance in front of PostgreSQL (or any server).
+
+Every chunk is held `delay_ms / 2` before it is passed on, in each direction, so a request and
+its answer cost `delay_ms` more than without the proxy: what a backend sees of a database in
+another building (Neon from a nearby region is ~1-5 ms, across a continent ~30 ms). Chunks are
+stamped when they arrive and released when due, so the delay adds latency without limiting
+throughput or reordering bytes. The target is a Unix socket path (the embedded PostgreSQL's
+`.s.PGSQL.5432`) or `host:port`.
+
+The proxy runs its own event loop in a background thread; `stop()` closes the listener and
+every connection and joins the thread. `python -m loadtests.latency_proxy TARGET DELAY_MS` runs
+one in the foreground until Ctrl-C.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+_CHUNK = 64 * 1024
+
+
+class LatencyProxy:
+    """Listens on 127.0.0.1:`port` (0: any free port) and forwards to `target` with a delay."""
+
+    def __init__(self, target: str, delay_ms: float, port: int = 0) -> None:
+        self.target = target
+        self.delay = delay_ms / 2000.0
+        self.port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._run, name="latency-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("latency proxy did not start")
+        if self._error is not None:
+            raise RuntimeError(f"latency proxy failed to start: {self._error}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None or self._loop is None or self._stopping is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> "LatencyProxy":
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- inside the proxy's thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        connections: set[asyncio.Task[None]] = set()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            current = asyncio.current_task()
+            assert current is not None
+            connections.add(current)
+            try:
+                await self._relay(reader, writer)
+            except asyncio.CancelledError:
+                pass  # stop(): ending quietly is the point (asyncio would log it as an error)
+            finally:
+                connections.discard(current)
+
+        server = await asyncio.start_server(accept, "127.0.0.1", self.port)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stopping.wait()
+            server.close()
+            for connection in list(connections):
+                connection.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+
+    async def _open_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if "/" in self.target:
+            return await asyncio.open_unix_connection(self.target)
+        host, _, port = self.target.rpartition(":")
+        return await asyncio.open_connection(host, int(port))
+
+    async def _relay(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
+        server_writer: asyncio.StreamWriter | None = None
+        try:
+            server_reader, server_writer = await self._open_target()
+            await asyncio.gather(
+                self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
+            )
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # either side went away: close both
+        finally:
+            for writer in (client_writer, server_writer):
+                if writer is not None:
+                    writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy `reader` to `writer`, releasing each chunk `self.delay` after it arrived."""
+        due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def receive() -> None:
+            try:
+                while chunk := await reader.read(_CHUNK):
+                    due.put_nowait((loop.time() + self.delay, chunk))
+            except OSError:
+                pass  # reset by the peer: ends like an EOF
+            finally:
+                due.put_nowait((loop.time() + self.delay, b""))
+
+        receiving = asyncio.create_task(receive())
+        try:
+            while True:
+                deadline, chunk = await due.get()
+                wait = deadline - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not chunk:
+                    break
+                writer.write(chunk)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        finally:
+            receiving.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.latency_proxy")
+    parser.add_argument("target", help="Unix socket path or host:port")
+    parser.add_argument("delay_ms", type=float, help="added per round trip")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    with LatencyProxy(args.target, args.delay_ms, args.port) as proxy:
+        print(f"127.0.0.1:{proxy.port} -> {args.target} (+{args.delay_ms:g} ms per round trip)")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Count the SQL statements (= database round trips) each endpoint costs, with pg_stat_statements.
+
+The backend talks to PostgreSQL with psycopg2's simple query protocol, so one statement is one
+round trip; over Neon every round trip is network latency, which is why the targets are 1 per
+request (2 for a list paged past its end) with no `BEGIN`/`COMMIT`/`SET` or ping around them.
+`pg_stat_statements.track_utility` (on by default) makes those utility statements show up too.
+
+Method: warm the backend up (its pool holds open connections, so no connect-time statements fall
+inside the window), then per endpoint snapshot the counters, make `calls` sequential requests
+over one keep-alive connection, snapshot again and divide the difference. Counters are diffed
+rather than reset, so this works without the privilege to reset them (e.g. on Neon), but other
+traffic on the same database during the window would be counted too.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import jwt
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Connection
+
+from loadtests.endpoints import CREATE, DELETE, GET, LIST, TOGGLE, UPDATE, Endpoint
+
+_SNAPSHOT = text(
+    "SELECT queryid, query, calls FROM pg_stat_statements "
+    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND query NOT LIKE '%pg_stat_statements%'"
+)
+WARM_UP_CALLS = 20
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    endpoint: Endpoint
+    calls: int
+    statements: Counter[str]
+    """Statements seen in the window, by their first keyword (SELECT, INSERT, BEGIN, ...)."""
+
+    @property
+    def per_request(self) -> float:
+        return sum(self.statements.values()) / self.calls
+
+    @property
+    def target(self) -> int:
+        return 2 if self.endpoint is LIST else 1
+
+    @property
+    def on_target(self) -> bool:
+        return self.per_request <= self.target
+
+
+class _Probe:
+    """A user of the API with its own tasks, making requests the way the frontend does."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.user_id = f"roundtrips-{int(time.time() * 1000)}"
+        now = int(time.time())
+        claims = {"sub": self.user_id, "iat": now, "exp": now + 3600}
+        token = jwt.encode(claims, secret, algorithm="HS256")
+        self.client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0
+        )
+        self.task_ids: list[int] = []
+
+    def call(self, endpoint: Endpoint, task_id: int | None = None) -> None:
+        url = endpoint.name.format(user_id=self.user_id, id=task_id)
+        body = {"title": "counted", "description": "round trips"}
+        sends_body = endpoint in (CREATE, UPDATE)
+        response = self.client.request(endpoint.method, url, json=body if sends_body else None)
+        if response.status_code != endpoint.status:
+            raise RuntimeError(f"{endpoint.label}: status {response.status_code} {response.text}")
+        if endpoint is CREATE:
+            self.task_ids.append(int(response.json()["id"]))
+
+    def each(self, endpoint: Endpoint, calls: int) -> None:
+        """`calls` requests to `endpoint`, on tasks made by earlier creates where one is needed."""
+        if endpoint in (CREATE, LIST):
+            for _ in range(calls):
+                self.call(endpoint)
+        elif endpoint is DELETE:
+            for _ in range(calls):
+                self.call(endpoint, self.task_ids.pop())
+        else:
+            for index in range(calls):
+                self.call(endpoint, self.task_ids[index % len(self.task_ids)])
+
+
+def measure(base_url: str, secret: str, database_url: URL, calls: int) -> list[RoundTrips]:
+    """Statements per request for each task endpoint (`calls` requests each)."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    probe = _Probe(base_url, secret)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+            for endpoint in (CREATE, LIST, GET, UPDATE, TOGGLE, DELETE):
+                probe.each(endpoint, WARM_UP_CALLS)
+            order = (CREATE, GET, UPDATE, TOGGLE, LIST, DELETE)
+            return [_window(connection, endpoint, calls, probe.each) for endpoint in order]
+    finally:
+        probe.client.close()
+        engine.dispose()
+
+
+def _window(
+    connection: Connection,
+    endpoint: Endpoint,
+    calls: int,
+    run: Callable[[Endpoint, int], None],
+) -> RoundTrips:
+    before = _snapshot(connection)
+    run(endpoint, calls)
+    after = _snapshot(connection)
+    statements: Counter[str] = Counter()
+    for queryid, (query, count) in after.items():
+        delta = count - before.get(queryid, ("", 0))[1]
+        if delta > 0:
+            statements[_keyword(query)] += delta
+    return RoundTrips(endpoint, calls, statements)
+
+
+def _snapshot(connection: Connection) -> dict[int, tuple[str, int]]:
+    rows = connection.execute(_SNAPSHOT).all()
+    return {row.queryid: (row.query, row.calls) for row in rows}
+
+
+def _keyword(query: str) -> str:
+    words = query.split(None, 1)
+    return words[0].upper() if words else "?"
+
+
+def table(results: Sequence[RoundTrips]) -> str:
+    header = f"{'endpoint':<10} {'calls':>6} {'stmts/req':>10} {'target':>7}  statements seen"
+    lines = [header, "-" * len(header)]
+    for result in results:
+        seen = ", ".join(
+            f"{keyword} {count / result.calls:.2f}"
+            for keyword, count in result.statements.most_common()
+        )
+        mark = "ok" if result.on_target else "OVER"
+        lines.append(
+            f"{result.endpoint.label:<10} {result.calls:>6} {result.per_request:>10.2f} "
+            f"{'<= ' + str(result.target):>7}  {seen or '-'}  {mark}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Bring up what a load run targets: database, optional latency proxy, mock_auth and backend.
+
+Everything started here is stopped when the `started()` block ends, however it ends (failure,
+Ctrl-C, SIGTERM turned into SystemExit by the runner). With `target` set nothing is started: the
+run hits that backend, minting tokens with `BETTER_AUTH_SECRET` from the environment.
+"""
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
+
+from backend import embedded_db
+from backend.db import normalize_url
+from devtools.servers import Server, backend_server, mock_auth_server, running
+from loadtests.latency_proxy import LatencyProxy
+
+# Room for every pool of every worker (20 + 20 overflow each) and the round-trip probe.
+MAX_CONNECTIONS = 400
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where the load goes, and how its users get tokens."""
+
+    target: str
+    secret: str | None
+    auth_url: str | None
+    database_url: URL | None
+    """The database as the backend would reach it without the proxy (for round-trip counts)."""
+    servers: tuple[Server, ...] = field(default=())
+
+    def exited(self) -> list[str]:
+        """Servers that are no longer running: their numbers would be meaningless."""
+        return [s.name for s in self.servers if s.process is None or s.process.poll() is not None]
+
+
+@contextmanager
+def started(
+    *,
+    target: str | None,
+    database_url: str | None,
+    latency_ms: float,
+    workers: int,
+    sign_in: bool,
+) -> Iterator[Stack]:
+    """The stack for one run; `sign_in` also starts mock_auth for users to sign up at."""
+    if target:
+        url = normalize_url(database_url) if database_url else None
+        yield Stack(target.rstrip("/"), os.environ.get("BETTER_AUTH_SECRET"), None, url)
+        return
+    with ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="loadtests-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        if database_url:
+            url = normalize_url(database_url)
+        else:
+            url = _embedded_postgres(workdir / "postgres")
+            cleanup.callback(embedded_db.stop, workdir / "postgres")
+        backend_url = url
+        if latency_ms > 0:
+            proxy = cleanup.enter_context(LatencyProxy(_socket_address(url), latency_ms))
+            backend_url = _via(url, proxy.port)
+        secret = secrets.token_urlsafe(32)
+        env = {
+            "BETTER_AUTH_SECRET": secret,
+            "NEON_DATABASE_URL": backend_url.render_as_string(hide_password=False),
+            "MIGRATE_ON_STARTUP": "true",
+        }
+        servers: list[Server] = []
+        auth_url = None
+        if sign_in:
+            auth = mock_auth_server(env)
+            auth.env |= {"BETTER_AUTH_URL": auth.url, "MOCK_AUTH_MODE": "eddsa"}
+            env["BETTER_AUTH_URL"] = auth_url = auth.url
+            servers.append(auth)
+        servers.append(
+            backend_server(
+                env, workers=workers, extra_args=("--no-access-log", "--log-level", "warning")
+            )
+        )
+        cleanup.enter_context(running(*servers))
+        yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
+
+
+def _embedded_postgres(data_dir: Path) -> URL:
+    """A fresh embedded PostgreSQL with `pg_stat_statements` loaded (a restart applies it)."""
+    url = embedded_db.start(data_dir)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+        )
+        connection.exec_driver_sql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+    engine.dispose()
+    embedded_db.stop(data_dir)
+    return embedded_db.start(data_dir)
+
+
+def _socket_address(url: URL) -> str:
+    """The proxy's target: the Unix socket file of a `?host=/dir` URL, else `host:port`."""
+    host = str(url.query.get("host") or url.host or "localhost")
+    port = str(url.query.get("port") or url.port or 5432)
+    if host.startswith("/"):
+        return f"{host}/.s.PGSQL.{port}"
+    return f"{host}:{port}"
+
+
+def _via(url: URL, port: int) -> URL:
+    """`url` rerouted through the proxy on 127.0.0.1:`port`."""
+    query = {key: value for key, value in url.query.items() if key not in ("host", "port")}
+    return url.set(host="127.0.0.1", port=port, query=query)

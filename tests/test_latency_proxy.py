@@ -1,0 +1,73 @@
+"""The latency proxy really adds its delay per round trip, and stops without leaving threads."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtests.latency_proxy import LatencyProxy
+
+DELAY_MS = 40
+
+
+def _echo(server: socket.socket) -> None:
+    """Answer every connection with what it sends, until the listener is closed."""
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        threading.Thread(target=_answer, args=(connection,), daemon=True).start()
+
+
+def _answer(connection: socket.socket) -> None:
+    with connection:
+        while data := connection.recv(65536):
+            connection.sendall(data)
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def echo_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An echo server on 127.0.0.1:port or on a Unix socket; the proxy target naming it."""
+    if request.param == "tcp":
+        server = socket.create_server(("127.0.0.1", 0))
+        target = f"127.0.0.1:{server.getsockname()[1]}"
+    else:
+        path = tmp_path / "echo.sock"
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.listen()
+        target = str(path)
+    threading.Thread(target=_echo, args=(server,), daemon=True).start()
+    yield target
+    server.close()
+
+
+def _round_trip(address: tuple[str, int]) -> float:
+    with socket.create_connection(address) as connection:
+        started = time.perf_counter()
+        connection.sendall(b"ping")
+        assert connection.recv(16) == b"ping"
+        return (time.perf_counter() - started) * 1000
+
+
+def test_round_trip_through_the_proxy_takes_at_least_the_delay(echo_target: str) -> None:
+    with LatencyProxy(echo_target, DELAY_MS) as proxy:
+        elapsed = [_round_trip(proxy.address) for _ in range(3)]
+    assert min(elapsed) >= DELAY_MS
+    assert max(elapsed) < DELAY_MS * 5
+
+
+def test_stop_ends_the_proxy_thread_with_a_connection_open(echo_target: str) -> None:
+    before = set(threading.enumerate())
+    proxy = LatencyProxy(echo_target, 0)
+    proxy.start()
+    held = socket.create_connection(proxy.address)
+    proxy.stop()
+    held.close()
+    assert set(threading.enumerate()) <= before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(proxy.address, timeout=1)
