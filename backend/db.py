@@ -33,6 +33,8 @@ def create_db_engine(url: str | URL, settings: Settings) -> Engine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
+        # Autocommit leaves no transaction to roll back when a connection returns to the pool.
+        pool_reset_on_return=None,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_seconds,
             "application_name": "todo-backend",

@@ -25,7 +25,7 @@ SORT_PATTERN = r"(?i)^(created|updated|title|created_at|updated_at)$"
 ORDER_PATTERN = r"(?i)^(asc|desc)$"
 
 
-def list_query(
+async def list_query(
     status_: Annotated[
         str | None,
         Query(alias="status", pattern=r"(?i)^(all|pending|completed)$", description="any case"),
@@ -45,7 +45,10 @@ def list_query(
     offset: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     skip: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Alias of offset")] = None,
 ) -> crud.ListQuery:
-    """Filter, search, sort and paging parameters, with the aliases frontends use (US-2.3)."""
+    """Filter, search, sort and paging parameters, with the aliases frontends use (US-2.3).
+
+    `async` because it does no I/O: a plain `def` would cost a thread-pool hop per list call.
+    """
     if status_ is not None:
         completed = {"all": None, "pending": False, "completed": True}[status_.lower()]
     text = search if search is not None else q
