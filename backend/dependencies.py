@@ -21,6 +21,7 @@ async def get_engine(request: Request) -> Engine:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
+
 def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     challenge = "Bearer" if error is None else f'Bearer error="{error}"'
     return HTTPException(
