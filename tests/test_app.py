@@ -1,8 +1,10 @@
 """Cross-cutting behaviour: CORS, health, configuration, error shapes, schema, limits."""
 
 import logging
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from backend import embedded_db
 from backend.config import Settings
 from backend.db import normalize_url
 from backend.main import create_app
@@ -239,3 +242,34 @@ def test_size_limit_answers_carry_cors_headers_so_the_frontend_can_read_them(
 
     assert response.status_code == 413
     assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+
+
+@pytest.mark.spec("EC-2", "FR-018")
+def test_too_many_headers_is_a_json_431(client: TestClient, alice: Caller) -> None:
+    headers = {**alice.headers, **{f"X-Filler-{n}": "x" for n in range(101)}}
+
+    response = client.get(alice.tasks, headers=headers)
+
+    assert response.status_code == 431
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.spec("FR-013", "SC-007")
+def test_without_a_database_url_the_app_starts_its_own_postgresql_and_keeps_data(
+    make_settings: Callable[..., Settings], alice: Caller
+) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="todo-embedded-")) / "postgres"
+    settings = make_settings(
+        neon_database_url=None, embedded_db_dir=data_dir, migrate_on_startup=True
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            created = client.post(alice.tasks, json={"title": "kept"}, headers=alice.headers)
+        with TestClient(create_app(settings)) as client:  # a restart: same data directory
+            listed = client.get(alice.tasks, headers=alice.headers)
+    finally:
+        embedded_db.stop(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+    assert created.status_code == 201
+    assert [task["title"] for task in listed.json()] == ["kept"]
