@@ -8,18 +8,18 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.security import HTTPBearer
-from sqlalchemy import Engine
 
 from backend.auth.jwt import InvalidTokenError, TokenVerifier
+from backend.db import Database
 
 
-async def get_engine(request: Request) -> Engine:
-    """The app's engine; `crud` checks a connection out per statement (async: no thread hop)."""
-    engine: Engine = request.app.state.engine
-    return engine
+async def get_database(request: Request) -> Database:
+    """The app's database; `await db.run(crud.…)` runs a statement off the event loop."""
+    database: Database = request.app.state.database
+    return database
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 def _unauthorized(detail: str, error: str | None = None) -> HTTPException:

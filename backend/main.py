@@ -1,8 +1,8 @@
 """The application: `create_app()` builds it; `uvicorn backend.main:app` serves it.
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
-applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the engine and token verifier
-the requests share; shutdown releases them.
+applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (engine + its
+threads) and token verifier the requests share; shutdown releases them.
 """
 
 from collections.abc import AsyncIterator
@@ -18,7 +18,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
-from backend.db import create_db_engine, resolve_database_url
+from backend.db import Database, create_db_engine, resolve_database_url
 from backend.errors import install_error_handlers
 from backend.middleware import NormalizePathMiddleware, RequestLimitMiddleware
 from backend.ratelimit import RateLimiter
@@ -31,9 +31,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     url = await run_in_threadpool(resolve_database_url, settings)
     if settings.migrate_on_startup:
         await run_in_threadpool(migrate.upgrade, url)
-    app.state.engine = create_db_engine(url, settings)
+    app.state.database = database = Database(create_db_engine(url, settings), settings)
     sessions = (
-        SessionLookup(app.state.engine, settings.better_auth_secret.get_secret_value())
+        SessionLookup(database, settings.better_auth_secret.get_secret_value())
         if settings.better_auth_session_lookup
         else None
     )
@@ -43,7 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.verifier.aclose()
-        app.state.engine.dispose()
+        database.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

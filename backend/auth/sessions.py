@@ -17,9 +17,9 @@ from urllib.parse import unquote
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
-from starlette.concurrency import run_in_threadpool
 
 from backend.auth.jwt import InvalidTokenError, valid_user_id
+from backend.db import Database
 
 logger = logging.getLogger("backend.auth")
 
@@ -57,15 +57,15 @@ def _signature_matches(token: str, signature: str, secret: bytes) -> bool:
 class SessionLookup:
     """`SessionSource` reading Better Auth's `session` table through the app's engine."""
 
-    def __init__(self, engine: Engine, secret: str) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, secret: str) -> None:
+        self._database = database
         self._secret = secret.encode()
         self._reported_missing_table = False
 
     async def user_for(self, token: str) -> str:
         session = session_token(token, self._secret)
         try:
-            user_id = await run_in_threadpool(self._select, session)
+            user_id = await self._database.run(_select, session)
         except ProgrammingError as exc:
             if getattr(exc.orig, "pgcode", None) not in _NO_SESSION_TABLE:
                 raise
@@ -75,10 +75,6 @@ class SessionLookup:
             raise InvalidTokenError("unknown or expired session")
         return valid_user_id(user_id)
 
-    def _select(self, token: str) -> object:
-        with self._engine.connect() as connection:
-            return connection.execute(SESSION_QUERY, {"token": token}).scalar_one_or_none()
-
     def _report_missing_table(self) -> None:
         if not self._reported_missing_table:
             self._reported_missing_table = True
@@ -87,3 +83,8 @@ class SessionLookup:
                 '"session" table with columns "token", "userId", "expiresAt"; session tokens '
                 "are refused (share Better Auth's database, or turn the setting off)"
             )
+
+
+def _select(engine: Engine, token: str) -> object:
+    with engine.connect() as connection:
+        return connection.execute(SESSION_QUERY, {"token": token}).scalar_one_or_none()

@@ -2,11 +2,12 @@
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.dependencies import DatabaseDep
 from backend.errors import DB_RETRY_AFTER_SECONDS
 
 router = APIRouter(tags=["health"])
@@ -18,12 +19,15 @@ class Health(BaseModel):
     detail: str
 
 
+def _ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 @router.get("/health", responses={503: {"model": Health}})
-def health(request: Request, response: Response) -> Health:
-    engine: Engine = request.app.state.engine
+async def health(db: DatabaseDep, response: Response) -> Health:
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        await db.run(_ping)
     except SQLAlchemyError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)

@@ -1,8 +1,9 @@
 """The locked Task API under `/api/{user_id}/tasks`: HTTP in, one `crud` call, HTTP out.
 
-Handlers are plain `def`: FastAPI runs them in its thread pool, so the synchronous driver never
-blocks the event loop. Authentication and ownership come from `OwnedUserId` (401, then 403);
-everything after that is scoped to that user.
+Handlers are `async def` and run each statement with `await db.run(crud.…)`, on the database's
+own threads, so the synchronous driver never blocks the event loop (see `backend.db.Database`).
+Authentication and ownership come from `OwnedUserId` (401, then 403); everything after that is
+scoped to that user.
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Respon
 from sqlalchemy import RowMapping
 
 from backend import crud
-from backend.dependencies import EngineDep, OwnedUserId
+from backend.dependencies import DatabaseDep, OwnedUserId
 from backend.errors import ERROR_RESPONSES, NOT_FOUND
 from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
 
@@ -79,14 +80,14 @@ def _found(row: RowMapping | None) -> RowMapping:
     summary="List my tasks",
     responses={200: {"headers": {"X-Total-Count": {"schema": {"type": "integer"}}}}},
 )
-def list_tasks(
+async def list_tasks(
     user_id: OwnedUserId,
-    engine: EngineDep,
+    db: DatabaseDep,
     response: Response,
     query: Annotated[crud.ListQuery, Depends(list_query)],
 ) -> Sequence[RowMapping]:
     """The caller's tasks, newest first by default; the total before paging is `X-Total-Count`."""
-    rows, total = crud.list_tasks(engine, user_id, query)
+    rows, total = await db.run(crud.list_tasks, user_id, query)
     response.headers["X-Total-Count"] = str(total)
     return rows
 
@@ -98,18 +99,18 @@ def list_tasks(
     summary="Create a task",
     responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
 )
-def create_task(
-    user_id: OwnedUserId, task: TaskCreate, engine: EngineDep, response: Response
+async def create_task(
+    user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep, response: Response
 ) -> RowMapping:
     """The owner is always the token's user, whatever the body says."""
-    row = crud.create_task(engine, user_id, task.title, task.description, task.completed)
+    row = await db.run(crud.create_task, user_id, task.title, task.description, task.completed)
     response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{row['id']}"
     return row
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Get a task")
-def get_task(user_id: OwnedUserId, task_id: TaskId, engine: EngineDep) -> RowMapping:
-    return _found(crud.get_task(engine, user_id, task_id))
+async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> RowMapping:
+    return _found(await db.run(crud.get_task, user_id, task_id))
 
 
 @router.put("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Update a task")
@@ -119,13 +120,12 @@ def get_task(user_id: OwnedUserId, task_id: TaskId, engine: EngineDep) -> RowMap
     responses=NOT_FOUND,
     summary="Update a task (alias of PUT)",
 )
-def update_task(
-    user_id: OwnedUserId, task_id: TaskId, changes: TaskUpdate, engine: EngineDep
+async def update_task(
+    user_id: OwnedUserId, task_id: TaskId, changes: TaskUpdate, db: DatabaseDep
 ) -> RowMapping:
     """Fields sent are changed, fields left out are kept; `updated_at` moves on any change."""
-    return _found(
-        crud.update_task(engine, user_id, task_id, changes.model_dump(exclude_unset=True))
-    )
+    values = changes.model_dump(exclude_unset=True)
+    return _found(await db.run(crud.update_task, user_id, task_id, values))
 
 
 @router.patch(
@@ -134,16 +134,16 @@ def update_task(
     responses=NOT_FOUND,
     summary="Toggle completion",
 )
-def toggle_completion(
+async def toggle_completion(
     user_id: OwnedUserId,
     task_id: TaskId,
-    engine: EngineDep,
+    db: DatabaseDep,
     body: Annotated[CompletionUpdate | None, Body()] = None,
 ) -> RowMapping:
     """Flip `completed` atomically; a body `{"completed": bool}` sets it instead."""
     if body is None or body.completed is None:
-        return _found(crud.toggle_task(engine, user_id, task_id))
-    return _found(crud.update_task(engine, user_id, task_id, {"completed": body.completed}))
+        return _found(await db.run(crud.toggle_task, user_id, task_id))
+    return _found(await db.run(crud.update_task, user_id, task_id, {"completed": body.completed}))
 
 
 @router.delete(
@@ -153,7 +153,7 @@ def toggle_completion(
     responses=NOT_FOUND,
     summary="Delete a task",
 )
-def delete_task(user_id: OwnedUserId, task_id: TaskId, engine: EngineDep) -> Response:
-    if not crud.delete_task(engine, user_id, task_id):
+async def delete_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Response:
+    if not await db.run(crud.delete_task, user_id, task_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Task not found")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -78,7 +78,7 @@ def test_outage_is_a_quick_503_and_the_service_recovers_by_itself(
     outage_db: PrivatePostgres, outage_client: TestClient
 ) -> None:
     client = outage_client
-    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
     created = client.post(USER.tasks, json={"title": "before"}, headers=USER.headers)
     assert created.status_code == 201
     task_id = created.json()["id"]
@@ -135,7 +135,7 @@ def test_every_pooled_connection_killed_by_a_restart_is_replaced_silently(
 ) -> None:
     """No request in between: the pool holds only dead connections when traffic resumes."""
     client = outage_client
-    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
     assert client.get(USER.tasks, headers=USER.headers).status_code == 200
     fill_pool(engine)
 
@@ -164,7 +164,7 @@ def test_every_pooled_connection_killed_by_a_restart_is_replaced_silently(
 def test_an_exhausted_pool_is_a_503_within_the_pool_timeout(outage_client: TestClient) -> None:
     """A database too slow to hand back connections: 503 after the pool timeout, not a hang."""
     client = outage_client
-    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
     held = [engine.connect() for _ in range(POOL_SIZE)]
     try:
         started = time.monotonic()
