@@ -148,6 +148,7 @@ def bob() -> Caller:
 SPEC_ID = re.compile(r"\b(US-\d+(?:\.\d+)?|FR-\d{3}|SC-\d{3}|EC-\d+|A-\d+)\b")
 _covered: dict[str, list[str]] = defaultdict(list)
 _unknown: set[str] = set()
+_unmarked: list[str] = []
 
 
 def spec_ids() -> list[str]:
@@ -160,7 +161,10 @@ def pytest_collection_modifyitems(
 ) -> None:
     known = set(spec_ids())
     for item in items:
-        for marker in item.iter_markers("spec"):
+        markers = list(item.iter_markers("spec"))
+        if not markers:
+            _unmarked.append(item.nodeid)
+        for marker in markers:
             for spec_id in marker.args:
                 if spec_id in known:
                     _covered[spec_id].append(item.nodeid)
@@ -191,12 +195,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     write(f"{len(spec_ids()) - len(missing)} of {len(spec_ids())} IDs covered")
     if _unknown:
         write("markers naming no SPEC.md ID: " + ", ".join(sorted(_unknown)))
+    if _unmarked:
+        write("tests naming no SPEC.md ID: " + ", ".join(_unmarked))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """With SPEC_COVERAGE_STRICT=1, an uncovered or misspelt SPEC ID fails the run."""
+    """With SPEC_COVERAGE_STRICT=1, an uncovered or misspelt ID, or an untagged test, fails."""
     strict = os.environ.get("SPEC_COVERAGE_STRICT") == "1"
-    if strict and session.exitstatus == 0 and (_uncovered() or _unknown):
-        print(f"\nSPEC coverage failed: uncovered {_uncovered()}, unknown {sorted(_unknown)}")
+    if strict and session.exitstatus == 0 and (_uncovered() or _unknown or _unmarked):
+        print(
+            f"\nSPEC coverage failed: uncovered {_uncovered()}, unknown {sorted(_unknown)}, "
+            f"untagged tests {_unmarked}"
+        )
         session.exitstatus = 1

@@ -244,10 +244,12 @@ def test_a_token_that_expires_between_two_requests_is_refused_on_the_second(
     make_client: Callable[..., TestClient], alice: Caller, db_engine: Engine
 ) -> None:
     client = make_client(jwt_leeway_seconds=0)
-    headers = {"Authorization": f"Bearer {make_token(alice.id, lifetime=1)}"}
+    token = make_token(alice.id, lifetime=2)  # exp is whole seconds: valid for 1 to 2 s
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    headers = {"Authorization": f"Bearer {token}"}
 
     first = client.post(alice.tasks, json={"title": "before"}, headers=headers)
-    time.sleep(1.1)
+    time.sleep(max(0.0, expires - time.time()) + 0.1)
     second = client.post(alice.tasks, json={"title": "after"}, headers=headers)
 
     assert (first.status_code, second.status_code) == (201, 401)
