@@ -172,7 +172,7 @@ def toggle_task(engine: Engine, owner: str, task_id: int) -> RowMapping | None:
         return connection.execute(_TOGGLE, {"owner": owner, "task_id": task_id}).mappings().first()
 
 
-def delete_task(engine: Engine, owner: str, task_id: int) -> bool:
+def delete_task(engine: Engine, owner: str, task_id: int) -> RowMapping | None:
+    """The deleted row's id, or None if there was no such task of `owner`'s."""
     with engine.connect() as connection:
-        deleted = connection.execute(_DELETE, {"owner": owner, "task_id": task_id}).first()
-    return deleted is not None
+        return connection.execute(_DELETE, {"owner": owner, "task_id": task_id}).mappings().first()

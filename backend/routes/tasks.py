@@ -154,6 +154,5 @@ async def toggle_completion(
     summary="Delete a task",
 )
 async def delete_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Response:
-    if not await db.run(crud.delete_task, user_id, task_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Task not found")
+    _found(await db.run(crud.delete_task, user_id, task_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
