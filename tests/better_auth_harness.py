@@ -66,7 +66,7 @@ class BetterAuth:
     def email_verification_token(
         self, email: str, user_id: str, *, update_to: str | None = None, request_type: str = ""
     ) -> str:
-        """A token from Better Auth's own `createEmailVerificationToken` (change-email kinds too)."""
+        """A token by Better Auth's own `createEmailVerificationToken` (change-email kinds too)."""
         body = {
             "email": email,
             "userId": user_id,
@@ -93,31 +93,30 @@ def better_auth() -> Iterator[BetterAuth]:
         _unavailable("node is not installed")
     if not (HARNESS / "node_modules" / "better-auth").is_dir():
         _unavailable("tests/better_auth/node_modules is missing")
-    errors = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(
-        [str(node), "server.mjs"],
-        cwd=HARNESS,
-        env={**os.environ, "BETTER_AUTH_SECRET": SECRET},
-        stdin=subprocess.PIPE,  # closed when this process dies: the server then stops too
-        stdout=subprocess.PIPE,
-        stderr=errors,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        # The server prints its URLs once it listens (or exits, and readline returns "").
-        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
-        line = process.stdout.readline() if ready else ""
-        if not line:
-            errors.seek(0)
-            pytest.fail(f"tests/better_auth/server.mjs did not start: {errors.read()[-2000:]}")
-        urls = json.loads(line)
-        yield BetterAuth(urls["default"], urls["audience"], urls["apiAudience"])
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(
+            [str(node), "server.mjs"],
+            cwd=HARNESS,
+            env={**os.environ, "BETTER_AUTH_SECRET": SECRET},
+            stdin=subprocess.PIPE,  # closed when this process dies: the server then stops too
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        errors.close()
+            assert process.stdout is not None
+            # The server prints its URLs once it listens (or exits, and readline returns "").
+            ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
+            line = process.stdout.readline() if ready else ""
+            if not line:
+                errors.seek(0)
+                pytest.fail(f"tests/better_auth/server.mjs did not start: {errors.read()[-2000:]}")
+            urls = json.loads(line)
+            yield BetterAuth(urls["default"], urls["audience"], urls["apiAudience"])
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
