@@ -144,12 +144,11 @@ class TokenVerifier:
         user_id = user_id_from(claims, self._user_id_claims)
         if len(self._verified) >= MAX_CACHED_TOKENS:
             self._verified.clear()
-        now = time.time()
         self._verified[token] = _Verified(
             user_id,
             claims["exp"] + self._leeway,
             key,
-            math.inf if key is None else now + self._jwks_ttl,
+            math.inf if key is None else time.time() + self._jwks_ttl,
         )
         return user_id
 
