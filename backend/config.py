@@ -10,6 +10,18 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The claims a frontend may put its user id in; `JWT_USER_ID_CLAIMS` picks among them.
+USER_ID_CLAIMS = ("sub", "user_id", "userId", "id")
+
+
+def split_list(value: object) -> object:
+    """`a, b` or a JSON list, the two ways people write lists in `.env`, as a list of strings."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def origin_of(url: str) -> str:
@@ -43,8 +55,13 @@ class Settings(BaseSettings):
     neon_database_url: SecretStr | None = None
 
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
+    # Comma-separated lists; empty = not checked for HS256 tokens, the auth origin for JWKS ones.
+    jwt_issuer: Annotated[list[str], NoDecode] = []
+    jwt_audience: Annotated[list[str], NoDecode] = []
+    # Claims read, in order, for the user id of a token without the cookie cache's shape. Only
+    # `sub` by default: Better Auth signs non-session tokens (email verification: `userId`) with
+    # the same secret, so a fallback claim is an opt-in for frontends that mint their own.
+    jwt_user_id_claims: Annotated[list[str], NoDecode] = ["sub"]
     jwks_cache_ttl_seconds: int = Field(default=300, ge=1)
     jwks_min_refetch_seconds: int = Field(default=30, ge=0)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
@@ -61,12 +78,10 @@ class Settings(BaseSettings):
     embedded_db_dir: Path = Path(".data/postgres")
     migrate_on_startup: bool = True
 
-    @field_validator(
-        "better_auth_jwks_url", "neon_database_url", "jwt_issuer", "jwt_audience", mode="before"
-    )
+    @field_validator("better_auth_jwks_url", "neon_database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        """`JWT_ISSUER=` uncommented in `.env` means "not set", not "require an empty iss"."""
+        """`NEON_DATABASE_URL=` uncommented in `.env` means "not set", not an empty URL."""
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -88,11 +103,24 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         """Accept `a,b` as well as a JSON list, the two ways people write lists in `.env`."""
-        if isinstance(value, str):
-            value = value.strip()
-            if value.startswith("["):
-                return json.loads(value)
-            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        value = split_list(value)
+        return [item.rstrip("/") for item in value] if isinstance(value, list) else value
+
+    @field_validator("jwt_issuer", "jwt_audience", mode="before")
+    @classmethod
+    def _split_claims(cls, value: object) -> object:
+        """`JWT_AUDIENCE=` uncommented in `.env` means "not set", not "require an empty aud"."""
+        return split_list(value)
+
+    @field_validator("jwt_user_id_claims", mode="before")
+    @classmethod
+    def _known_user_id_claims(cls, value: object) -> object:
+        """Only claims some token kind really uses; a typo must not silently refuse everyone."""
+        value = split_list(value)
+        if isinstance(value, list):
+            unknown = [name for name in value if name not in USER_ID_CLAIMS]
+            if unknown or not value:
+                raise ValueError(f"JWT_USER_ID_CLAIMS takes a list of {', '.join(USER_ID_CLAIMS)}")
         return value
 
     @property

@@ -26,8 +26,13 @@ DATA_DIR = ROOT / ".data"
 BACKEND_PORT = 8000
 
 
-def ensure_env_file() -> None:
-    if "BETTER_AUTH_SECRET" in os.environ or ENV_FILE.exists():
+def ensure_env_file(env_file: Path = ENV_FILE) -> None:
+    """Write `env_file` from `.env.example` with a fresh secret, readable by its owner only.
+
+    The mode is set when the file is created (`O_EXCL`, 0600), not after: the secret signs every
+    token, and a file briefly world-readable (or a planted symlink) would leak it.
+    """
+    if "BETTER_AUTH_SECRET" in os.environ or env_file.exists():
         return
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     secret = secrets.token_urlsafe(32)
@@ -35,8 +40,10 @@ def ensure_env_file() -> None:
         f"BETTER_AUTH_SECRET={secret}" if line.startswith("BETTER_AUTH_SECRET=") else line
         for line in example.splitlines()
     ]
-    ENV_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {ENV_FILE.name} with a fresh random BETTER_AUTH_SECRET")
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    print(f"wrote {env_file.name} with a fresh random BETTER_AUTH_SECRET")
 
 
 def demo_token(env: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from mock_auth import cookies, tokens
-from mock_auth.config import Settings
+from mock_auth.config import Settings, origin_of
 from mock_auth.passwords import DUMMY_HASH, hash_password, verify_password
 from mock_auth.store import SESSION_LIFETIME, Session, Store, User, UserExistsError
 
@@ -23,6 +23,7 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 EXPOSED_HEADERS = ["set-auth-jwt", "set-auth-token"]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # zod's `z.email()` pattern, which Better Auth validates emails with.
 _EMAIL = re.compile(
     r"^(?!\.)(?!.*\.\.)([A-Za-z0-9_'+\-\.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9\-]*\.)+[A-Za-z]{2,}$"
@@ -51,9 +52,36 @@ class SignInBody(BaseModel):
 
 
 def _checked_email(email: str) -> str:
-    if not _EMAIL.match(email):
+    # The whole string: `$` alone also matches before a final "\n", which would let
+    # "victim@example.com\n" sign up as a look-alike second account.
+    if not _EMAIL.fullmatch(email):
         raise AuthError(400, "INVALID_EMAIL", "Invalid email")
     return email.lower()
+
+
+def _is_same_site_path(url: str) -> bool:
+    """A path on this site, as Better Auth's `isSafeRelativeURL`: `//host` and `/\\host` are other
+    sites to a browser, and an encoded slash in the path could become one after decoding."""
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    return (
+        url.startswith("/")
+        and not url.startswith("//")
+        and "\\" not in url
+        and "%2f" not in path
+        and "%5c" not in path
+    )
+
+
+def _checked_callback_url(url: str, trusted_origins: set[str]) -> str:
+    """`url` if Better Auth would redirect to it (a same-site path or a trusted origin), else 403.
+
+    A control character is refused anywhere: CR/LF would split the `Location` header.
+    """
+    if _CONTROL.search(url) is None and (
+        _is_same_site_path(url) or origin_of(url) in trusted_origins
+    ):
+        return url
+    raise AuthError(403, "INVALID_CALLBACK_URL", "Invalid callbackURL")
 
 
 def _check_password(password: str) -> None:
@@ -72,6 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
     secure = settings.secure_cookies
     token_cookie = cookies.cookie_name(cookies.SESSION_COOKIE, secure=secure)
     data_cookie = cookies.cookie_name(cookies.SESSION_DATA_COOKIE, secure=secure)
+    # Better Auth trusts its own origin and its `trustedOrigins` (here: the CORS origins).
+    trusted_origins = {settings.origin} | {
+        origin for origin in map(origin_of, settings.mock_auth_cors_origins) if origin
+    }
 
     app = FastAPI(title="mock_auth (Better Auth stand-in)", debug=False)
     app.add_middleware(
@@ -185,12 +217,15 @@ def create_app(settings: Settings) -> FastAPI:
         valid = verify_password(body.password, stored_hash or DUMMY_HASH)
         if user is None or stored_hash is None or not valid:
             raise AuthError(401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
-        extra: dict[str, Any] = {"redirect": body.callback_url is not None}
-        if body.callback_url is not None:
-            extra["url"] = body.callback_url
+        callback_url = body.callback_url
+        if callback_url:
+            callback_url = _checked_callback_url(callback_url, trusted_origins)
+        extra: dict[str, Any] = {"redirect": bool(callback_url)}
+        if callback_url is not None:
+            extra["url"] = callback_url
         response = signed_in(request, user, extra)
-        if body.callback_url is not None:
-            response.headers["Location"] = body.callback_url
+        if callback_url:
+            response.headers["Location"] = callback_url
         return response
 
     @app.get("/api/auth/get-session")

@@ -16,6 +16,24 @@ Mode = Literal["hs256", "eddsa"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` as WHATWG `URL.origin` writes it; None if `url` has no http(s) one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
 class Settings(BaseSettings):
     """Configuration of one mock_auth instance."""
 
@@ -59,14 +77,7 @@ class Settings(BaseSettings):
     @property
     def origin(self) -> str:
         """BETTER_AUTH_URL reduced the way WHATWG `URL.origin` does: Better Auth's iss and aud."""
-        parts = urlsplit(self.better_auth_url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None and parts.port != _DEFAULT_PORTS[scheme]:
-            host = f"{host}:{parts.port}"
-        return f"{scheme}://{host}"
+        return origin_of(self.better_auth_url) or self.better_auth_url
 
     @property
     def port(self) -> int:

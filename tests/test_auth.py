@@ -1,13 +1,18 @@
 """Authentication and ownership: who may call, and on whose tasks (SPEC.md, Auth)."""
 
+import json
 import time
 from collections.abc import Callable
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 from helpers import SECRET, Caller, count_tasks, create, make_token
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
+
+from backend.config import Settings
 
 # Every task endpoint, as (method, path below /api/{user_id}/tasks) with task id 1.
 ENDPOINTS = [
@@ -117,13 +122,39 @@ def test_a_token_without_exp_is_401(client: TestClient, alice: Caller) -> None:
 
 
 @pytest.mark.spec("A-2", "FR-004")
-@pytest.mark.parametrize("claim", ["sub", "user_id", "userId", "id"])
-def test_user_id_from_sub_or_its_fallbacks(client: TestClient, alice: Caller, claim: str) -> None:
-    token = make_token(None, **{claim: alice.id})
+@pytest.mark.parametrize("claim", ["user_id", "userId", "id"])
+def test_fallback_user_id_claims_work_only_when_configured(
+    make_client: Callable[..., TestClient], alice: Caller, claim: str
+) -> None:
+    default = make_client()
+    opted_in = make_client(jwt_user_id_claims=f"sub,{claim}")
+    token = {"Authorization": f"Bearer {make_token(None, **{claim: alice.id})}"}
 
-    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+    refused = default.get(alice.tasks, headers=token)
 
-    assert response.status_code == 200
+    assert refused.json() == {"detail": "Invalid token: token names no user"}
+    assert opted_in.get(alice.tasks, headers=token).status_code == 200
+    assert opted_in.get(alice.tasks, headers=alice.headers).status_code == 200  # sub still works
+
+
+@pytest.mark.spec("A-2", "FR-004")
+def test_sub_comes_first_when_fallbacks_are_on(
+    make_client: Callable[..., TestClient], alice: Caller, bob: Caller
+) -> None:
+    client = make_client(jwt_user_id_claims="sub,userId,id")
+    token = make_token(alice.id, userId=bob.id, id=bob.id)
+
+    assert client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get(bob.tasks, headers={"Authorization": f"Bearer {token}"}).status_code == 403
+
+
+@pytest.mark.spec("A-2", "FR-015")
+@pytest.mark.parametrize("value", ["sub,email", "userid", " ", "[]"])
+def test_jwt_user_id_claims_refuses_claims_no_token_uses(
+    make_settings: Callable[..., Settings], value: str
+) -> None:
+    with pytest.raises(ValidationError, match="JWT_USER_ID_CLAIMS"):
+        make_settings(jwt_user_id_claims=value)
 
 
 @pytest.mark.spec("A-2", "FR-002")
@@ -143,6 +174,29 @@ def test_better_auth_cookie_cache_jwt_is_accepted(client: TestClient, alice: Cal
 
     assert response.status_code == 201
     assert response.json()["user_id"] == alice.id
+
+
+@pytest.mark.spec("A-2", "EC-6")
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"user": {"id": "ALICE"}, "session": {"userId": "BOB"}},
+        {"user": {"id": "ALICE"}},
+        {"session": {"userId": "ALICE"}},
+        {"user": {"id": "ALICE"}, "session": "ALICE"},
+        {"user": "ALICE", "session": {"userId": "ALICE"}},
+    ],
+    ids=["ids-differ", "user-only", "session-only", "session-not-object", "user-not-object"],
+)
+def test_only_the_whole_cookie_cache_shape_names_a_user(
+    client: TestClient, alice: Caller, bob: Caller, shape: dict[str, object]
+) -> None:
+    payload = json.loads(json.dumps(shape).replace("ALICE", alice.id).replace("BOB", bob.id))
+    token = make_token(None, **payload)
+
+    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
 
 
 @pytest.mark.spec("EC-6")
@@ -237,6 +291,37 @@ def test_hs256_iss_and_aud_are_checked_only_when_configured(
         401,
     )
     assert status(lenient, carries_aud) == 200
+
+
+@pytest.mark.spec("FR-002", "FR-015")
+def test_issuer_and_audience_take_lists_and_a_401_names_claim_and_setting(
+    make_client: Callable[..., TestClient], alice: Caller
+) -> None:
+    client = make_client(
+        jwt_issuer="https://app.example.com, https://staging.example.com",
+        jwt_audience="todo-api,https://api.example.com",
+    )
+
+    def get(**claims: str) -> httpx.Response:
+        token = make_token(alice.id, **claims)
+        return client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    good = {"iss": "https://staging.example.com", "aud": "https://api.example.com"}
+    wrong_iss = get(**(good | {"iss": "https://evil.example.com"})).json()["detail"]
+    wrong_aud = get(**(good | {"aud": "https://evil.example.com"})).json()["detail"]
+    no_aud = get(iss="https://app.example.com").json()["detail"]
+
+    assert get(**good).status_code == 200
+    assert get(iss="https://app.example.com", aud="todo-api").status_code == 200
+    assert wrong_iss == (
+        "Invalid token: token 'iss' claim is not an accepted value; "
+        "set JWT_ISSUER (comma-separated) to accept it"
+    )
+    assert wrong_aud == (
+        "Invalid token: token 'aud' claim is not an accepted value; "
+        "set JWT_AUDIENCE (comma-separated) to accept it"
+    )
+    assert no_aud == "Invalid token: token has no 'aud' claim, which JWT_AUDIENCE requires"
 
 
 @pytest.mark.spec("EC-1", "FR-003")

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -213,6 +214,52 @@ def test_issuer_is_the_whatwg_origin_of_better_auth_url(
         assert api.get(user.tasks, headers=bearer(token)).status_code == 200
 
 
+@pytest.mark.spec("FR-002", "SC-009", "FR-017")
+def test_keys_with_unhashable_kty_or_crv_are_skipped_and_logged_once(
+    api: TestClient, jwks_route: respx.Route, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = signing_key("EdDSA")
+    good = key.jwk
+    malformed = [
+        good | {"kid": "kty-list", "kty": ["OKP"]},
+        good | {"kid": "kty-object", "kty": {"OKP": True}},
+        good | {"kid": "crv-list", "crv": ["Ed25519"]},
+        good | {"kid": "crv-object", "crv": {"name": "Ed25519"}},
+    ]
+    jwks_route.mock(return_value=jwks(*malformed, key))
+
+    with caplog.at_level(logging.WARNING, logger="backend.auth"):
+        statuses = [api.get(user.tasks, headers=bearer(key.token())).status_code for _ in range(3)]
+        refused = api.get(user.tasks, headers=bearer(key.token(headers={"kid": "kty-list"})))
+
+    assert statuses == [200, 200, 200]
+    assert_refused(refused)
+    assert [record.getMessage() for record in caplog.records] == [
+        "JWKS: 4 key(s) skipped: not valid keys for their algorithm"
+    ]
+
+
+@pytest.mark.spec("FR-002", "A-2")
+def test_issuer_and_audience_lists_replace_the_auth_origin(
+    make_client: Callable[..., TestClient], jwks_route: respx.Route
+) -> None:
+    """`jwt({ jwt: { audience: API_URL } })` on the frontend: aud is the API, not the origin."""
+    key = signing_key("EdDSA")
+    jwks_route.mock(return_value=jwks(key))
+    api_aud = key.token(aud="https://api.example.com")
+    default = make_client(better_auth_url=AUTH_URL)
+    configured = make_client(
+        better_auth_url=AUTH_URL, jwt_audience=f"{AUTH_URL},https://api.example.com"
+    )
+
+    refused = default.get(user.tasks, headers=bearer(api_aud))
+
+    assert_refused(refused)
+    assert "JWT_AUDIENCE" in refused.json()["detail"]
+    assert configured.get(user.tasks, headers=bearer(api_aud)).status_code == 200
+    assert configured.get(user.tasks, headers=bearer(key.token())).status_code == 200
+
+
 # --- refused -------------------------------------------------------------------------------
 
 
@@ -353,6 +400,43 @@ def test_rotated_key_is_picked_up_by_a_refetch(
     assert jwks_route.call_count == 2
 
 
+@pytest.mark.spec("FR-002", "EC-6")
+def test_a_key_dropped_from_the_jwks_stops_vouching_for_tokens_it_verified(
+    make_client: Callable[..., TestClient], jwks_route: respx.Route
+) -> None:
+    api = make_client(better_auth_url=AUTH_URL, jwks_min_refetch_seconds=0)
+    leaked, new = signing_key("EdDSA"), signing_key("EdDSA")
+    published = [leaked]
+    jwks_route.mock(side_effect=lambda request: jwks(*published))
+    seen_before = leaked.token()
+    assert api.get(user.tasks, headers=bearer(seen_before)).status_code == 200
+
+    published[:] = [new]  # the leaked key is revoked; a token by the new key makes us refetch
+    assert api.get(user.tasks, headers=bearer(new.token())).status_code == 200
+
+    assert_refused(api.get(user.tasks, headers=bearer(seen_before)))
+
+
+@pytest.mark.spec("FR-002", "EC-6")
+def test_a_cached_jwks_verification_lapses_with_the_jwks_cache_ttl(
+    make_client: Callable[..., TestClient], jwks_route: respx.Route
+) -> None:
+    """With no other token to trigger a refetch, the TTL makes the proof of the key be redone."""
+    api = make_client(
+        better_auth_url=AUTH_URL, jwks_cache_ttl_seconds=1, jwks_min_refetch_seconds=0
+    )
+    leaked = signing_key("EdDSA")
+    published = [leaked]
+    jwks_route.mock(side_effect=lambda request: jwks(*published))
+    token = leaked.token()
+    assert api.get(user.tasks, headers=bearer(token)).status_code == 200
+
+    published.clear()
+    time.sleep(1.05)  # the JWKS cache TTL: the behaviour under test is time itself
+
+    assert_refused(api.get(user.tasks, headers=bearer(token)))
+
+
 @pytest.mark.spec("EC-6", "SC-009")
 def test_unknown_kids_refetch_at_most_once_per_interval(
     api: TestClient, jwks_route: respx.Route
@@ -380,8 +464,19 @@ def test_unknown_kids_refetch_at_most_once_per_interval(
         httpx.Response(200, content=b"\xff\xfe garbage"),
         httpx.Response(200, json={"keys": "none"}),
         httpx.Response(200, json=[1, 2, 3]),
+        httpx.Response(200, content=b'{"keys":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     ],
-    ids=["refused", "timeout", "500", "404", "html", "bytes", "keys-not-list", "not-object"],
+    ids=[
+        "refused",
+        "timeout",
+        "500",
+        "404",
+        "html",
+        "bytes",
+        "keys-not-list",
+        "not-object",
+        "nested-100000-deep",
+    ],
 )
 def test_jwks_unavailable_is_401_fast(
     api: TestClient, jwks_route: respx.Route, answer: Exception | httpx.Response

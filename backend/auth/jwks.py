@@ -6,9 +6,13 @@ server is asked at most once per `JWKS_MIN_REFETCH_SECONDS` whatever the reason,
 invented kids cannot become a stream of requests to it; concurrent requests that need a fetch
 share the one in flight.
 
-A fetch that fails (unreachable, slow, not JSON, not a JWKS) never becomes a 500 or a hang: the
-token is refused with 401 when no keys are at hand, and keys from an earlier fetch stay in use
-until a fetch succeeds, so a blip of the auth server signs nobody out.
+A fetch that fails (unreachable, slow, not JSON, nested too deep to parse, not a JWKS) never
+becomes a 500 or a hang: the token is refused with 401 when no keys are at hand, and keys from an
+earlier fetch stay in use until a fetch succeeds, so a blip of the auth server signs nobody out.
+A malformed key is skipped; each fetch logs one line for what it could not use.
+
+`is_current` tells the token cache whether a key it relied on is still in the set last fetched:
+a key dropped from the JWKS (leaked, rotated out) stops vouching for tokens already verified.
 
 A key is used only for the algorithm its JWK allows: its `alg` when present, and always its key
 type and curve, so an RSA key cannot verify an ES256 token and an `alg: RS256` key not a PS256 one.
@@ -68,8 +72,12 @@ def parse_jwks(document: object) -> list[VerificationKey]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JwksUnavailableError("response is not a JWKS")
     keys: list[VerificationKey] = []
+    skipped = 0
     for entry in document["keys"]:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        if not isinstance(entry.get("kty"), str) or not isinstance(entry.get("crv"), str | None):
+            skipped += 1  # a list or object here is no key type, and not even hashable
             continue
         kid = entry.get("kid")
         kid = kid if isinstance(kid, str) else None
@@ -77,7 +85,9 @@ def parse_jwks(document: object) -> list[VerificationKey]:
             try:
                 keys.append(VerificationKey(kid, algorithm, jwt.PyJWK(entry, algorithm)))
             except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
-                logger.warning("JWKS key %r skipped: not a valid %s key", kid, algorithm)
+                skipped += 1
+    if skipped:
+        logger.warning("JWKS: %d key(s) skipped: not valid keys for their algorithm", skipped)
     return keys
 
 
@@ -111,6 +121,11 @@ class JwksKeySource:
         if self._keys is None:
             raise InvalidTokenError("signing keys unavailable")
         raise InvalidTokenError("unknown signing key")
+
+    def is_current(self, key: jwt.PyJWK) -> bool:
+        """Whether the last successful fetch still lists `key`; every fetch makes new key objects,
+        so a token the cache holds is verified again once per fetch, and never by a dropped key."""
+        return any(held.jwk is key for held in self._keys or ())
 
     def _select(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
         """The key for the token, or None when the set lacks it (it may not have it *yet*)."""
@@ -160,7 +175,7 @@ class JwksKeySource:
             raise JwksUnavailableError(f"HTTP {exc.response.status_code}") from None
         except httpx.HTTPError as exc:
             raise JwksUnavailableError(type(exc).__name__) from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise JwksUnavailableError("response is not JSON") from None
         return parse_jwks(document)
 

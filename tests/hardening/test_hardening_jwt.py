@@ -80,6 +80,69 @@ def without(name: str) -> dict[str, Any]:
     return claims(**{name: ...})
 
 
+def signed_raw_payload(payload: str) -> str:
+    """An HS256 token, validly signed with the secret, whose payload is `payload` verbatim."""
+    signing_input = f"{b64(json.dumps({'alg': 'HS256'}))}.{b64(payload)}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def signed_raw(values: dict[str, Any], name: str, raw: str) -> str:
+    """`values` with claim `name` written as the raw JSON `raw` (numbers JSON has, Python not)."""
+    text = json.dumps({key: value for key, value in values.items() if key != name})
+    return signed_raw_payload(f'{text[:-1]}, "{name}": {raw}}}')
+
+
+TIME_CLAIMS = ("exp", "nbf", "iat")
+# Values of exp / nbf / iat that are no JSON number of a representable date.
+TIME_ATTACKS = {
+    "1 followed by 400 zeros": "1" + "0" * 400,
+    "a numeric string": '"9999999999"',
+    "true": "true",
+    "1e400 (infinite)": "1e400",
+    "NaN literal": "NaN",
+    "negative": "-1",
+    "an array": "[9999999999]",
+}
+
+
+def not_session_tokens() -> dict[str, dict[str, Any]]:
+    """HS256 tokens Better Auth signs with the secret that are no session credential, and shapes
+    that only look like its cookie cache. (The real library mints the first ones in
+    test_hardening_better_auth.py; these are the same claims, for the catalogue.)"""
+    now = int(time.time())
+    times = {"iat": now, "exp": now + 3600}
+    return {
+        "email-verification token {email, userId}": {
+            "email": "alice@example.com",
+            "userId": USER,
+            **times,
+        },
+        "change-email token {email, updateTo, userId, requestType}": {
+            "email": "alice@example.com",
+            "updateTo": "new@example.com",
+            "userId": USER,
+            "requestType": "change-email-verification",
+            **times,
+        },
+        "sub plus a requestType marker": {"sub": USER, "requestType": "x", **times},
+        "sub plus an updateTo marker": {"sub": USER, "updateTo": "new@example.com", **times},
+        "user_id fallback (not configured)": {"user_id": USER, **times},
+        "userId fallback (not configured)": {"userId": USER, **times},
+        "id fallback (not configured)": {"id": USER, **times},
+        "cookie cache: user.id and session.userId differ": {
+            "user": {"id": USER},
+            "session": {"userId": "bob"},
+            **times,
+        },
+        "cookie cache: user object only": {"user": {"id": USER}, **times},
+        "cookie cache: session object only": {"session": {"userId": USER}, **times},
+    }
+
+
+NOT_SESSION_TOKENS = not_session_tokens()
+
+
 @dataclass(frozen=True)
 class Attack:
     name: str
@@ -147,6 +210,9 @@ def attacks() -> list[Attack]:
     cases["iat in the future, exp in the past"] = bearer(
         make_token(USER, iat=int(time.time()) + 3600, lifetime=-3600)
     )
+    for name in TIME_CLAIMS:
+        for label, value in TIME_ATTACKS.items():
+            cases[f"{name} {label}"] = bearer(signed_raw(claims(), name, value))
     cases["sub missing, no fallback"] = bearer(jwt.encode(without("sub"), SECRET, "HS256"))
     cases["sub empty"] = bearer(make_token(""))
     cases["sub a number"] = bearer(hs256({"alg": "HS256"}, claims(sub=12345), SECRET.encode()))
@@ -179,6 +245,14 @@ def attacks() -> list[Attack]:
     )
     cases["embedded jwk header (CVE-2018-0114)"] = bearer(
         jwt.encode(claims(), _ATTACKER_RSA, "RS256", headers={"jwk": ATTACKER_JWK})
+    )
+    for label, token_claims in NOT_SESSION_TOKENS.items():
+        cases[label] = bearer(jwt.encode(token_claims, SECRET, "HS256"))
+    nested = f"{b64('[' * 3000 + ']' * 3000)}.{b64(json.dumps(claims()))}"
+    nested_signature = hmac.new(SECRET.encode(), nested.encode(), hashlib.sha256).digest()
+    cases["header nested 3000 deep, validly signed"] = bearer(f"{nested}.{b64(nested_signature)}")
+    cases["payload nested 3000 deep, validly signed"] = bearer(
+        signed_raw_payload("[" * 3000 + "]" * 3000)
     )
     cases["duplicate Authorization headers (both valid)"] = [
         ("Authorization", f"Bearer {valid}"),
@@ -292,3 +366,26 @@ def test_a_valid_token_is_accepted_after_the_catalogue(client: TestClient) -> No
     """The catalogue's 401s come from the attacks, not from a broken baseline."""
     response = client.get(f"/api/{USER}/tasks", headers=dict(bearer(make_token(USER))))
     assert response.status_code == 200
+
+
+@pytest.mark.spec("EC-6", "A-2", "FR-004")
+def test_verification_markers_are_refused_even_with_every_fallback_on(
+    make_client: Callable[..., TestClient], db_engine: Engine
+) -> None:
+    client = make_client(jwt_user_id_claims="sub,user_id,userId,id")
+    marked = {
+        label: token_claims
+        for label, token_claims in NOT_SESSION_TOKENS.items()
+        if "fallback" not in label and "cookie cache" not in label
+    }
+    answers = {
+        label: client.post(
+            f"/api/{USER}/tasks",
+            json={"title": "x"},
+            headers=dict(bearer(jwt.encode(token_claims, SECRET, "HS256"))),
+        ).json()
+        for label, token_claims in marked.items()
+    }
+
+    assert answers == {key: {"detail": "Invalid token: not a session token"} for key in marked}
+    assert count_tasks(db_engine) == 0
