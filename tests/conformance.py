@@ -111,7 +111,10 @@ class ConformanceClient:
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         self._admit()
-        response = self._http.request(method, url, **kwargs)
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.LocalProtocolError as error:  # e.g. a header value ending in a space
+            pytest.skip(f"not sendable over real HTTP: {error}")
         self._track(method.upper(), response)
         return response
 
