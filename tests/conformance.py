@@ -392,7 +392,7 @@ class ConformancePlugin:
         write(
             f"checks: {checks['passed']} passed, {checks['failed']} failed, "
             f"{checks['skipped']} not applicable; {client.sent if client else 0} requests sent, "
-            f"{self.target.signups} users signed up"
+            f"{self.target.signups} users signed up; {counts['n/a']} SPEC IDs not applicable"
         )
         write(f"{counts['pass']} passed, {counts['FAIL']} failed")
 

@@ -90,7 +90,7 @@ def test_item_routes_accept_a_trailing_slash_without_redirect(
     assert (toggle.status_code, deleted.status_code) == (200, 204), (toggle.text, deleted.text)
 
 
-@pytest.mark.spec("A-5", "FR-019", "US-2.1")
+@pytest.mark.spec("A-5", "FR-019")
 def test_list_is_a_bare_array_and_every_timestamp_is_utc(client: TestClient, alice: Caller) -> None:
     task = create(client, alice, title="timestamps")
     updated = client.put(alice.task(task["id"]), json={"title": "t2"}, headers=alice.headers)
