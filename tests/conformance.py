@@ -273,6 +273,7 @@ class ConformancePlugin:
         self.checks: dict[str, list[str]] = defaultdict(list)  # SPEC ID -> selected node ids
         self.outcomes: dict[str, Outcome] = {}
         self.items: list[pytest.Item] = []
+        self.session: pytest.Session | None = None
         if config.getoption("--junit"):
             config.option.xmlpath = config.getoption("--junit")
 
@@ -314,6 +315,9 @@ class ConformancePlugin:
         items[:] = selected
         self.items = selected
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # Minting needs the target's secret; without one, such checks skip as not applicable.
         use_signing_secret(self.target.secret)
@@ -341,6 +345,8 @@ class ConformancePlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         known = self.outcomes.get(report.nodeid)
         if report.failed:
+            if "BudgetExhaustedError" in str(report.longrepr) and self.session is not None:
+                self.session.shouldstop = "request budget exhausted (--max-requests)"
             if known is None or known.status != "failed":
                 name = report.nodeid.rpartition("::")[2]
                 self.outcomes[report.nodeid] = Outcome("failed", f"{name}: {_first_line(report)}")
@@ -368,16 +374,20 @@ class ConformancePlugin:
             return "pass", f"{len(passed)} check(s)"
         if outcomes:
             return "n/a", outcomes[0].reason
+        if nodes:
+            return "n/a", "not run (interrupted, or the request budget ran out)"
         internal = spec_id in self.internal_ids or any(
             i.startswith(spec_id + ".") for i in self.internal_ids
         )
         return "n/a", "needs internals" if internal else "no black-box check"
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         if self.config.getoption("--dry-run"):
             return
         write = terminalreporter.write_line
         terminalreporter.section(f"conformance of {self.target.base_url}")
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            write("INTERRUPTED: the table below is partial")
         counts: dict[str, int] = defaultdict(int)
         for spec_id in self.spec_ids:
             if not _wanted(spec_id, self.only):
