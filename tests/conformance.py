@@ -333,11 +333,14 @@ class ConformancePlugin:
         )
         for item in self.items:
             source = inspect.getsource(getattr(item, "function", lambda: None))
+            params = getattr(getattr(item, "callspec", None), "params", {})
             kinds = sorted(
                 {
-                    ("POST" if m.group(0) == "create(" else m.group(1).upper())
+                    "POST" if m.group(0) == "create(" else m.group(1).upper()
                     for m in _KINDS.finditer(source)
                 }
+                - {"REQUEST"}
+                | ({str(params.get("method", "any method"))} if ".request(" in source else set())
             )
             write(f"  {item.nodeid}  [{', '.join(self.ids_of(item))}]  sends: {', '.join(kinds)}")
         return True
