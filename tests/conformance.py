@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,7 +176,6 @@ class Target:
     origin: str = DEFAULT_ORIGIN
     client: ConformanceClient | None = None
     signups: int = 0
-    passwords: dict[str, str] = field(default_factory=dict)
 
     @property
     def conformance(self) -> bool:
@@ -213,7 +212,6 @@ class Target:
             assert token.status_code == 200, f"/api/auth/token: {token.status_code} {token.text}"
         self.signups += 1
         user_id = str(signed_up.json()["user"]["id"])
-        self.passwords[user_id] = password
         return Caller(user_id, token=str(token.json()["token"]))
 
 
