@@ -1,4 +1,4 @@
-"""Project commands: `nox -s dev`, `nox -s tests`, `nox -s lint`, `nox -s load`, `nox -s fuzz`."""
+"""Project commands: `nox -s dev`, `tests`, `lint`, `load`, `fuzz`, `conformance`."""
 
 import os
 
@@ -27,6 +27,28 @@ def tests(session: nox.Session) -> None:
         "--cov-fail-under=95",
         *session.posargs,
         env={"SPEC_COVERAGE_STRICT": "0" if session.posargs else "1"},
+    )
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Check ANY backend by URL against docs/SPEC.md, black-box; prints the SPEC ID table.
+
+    `nox -s conformance -- --base-url URL (--secret S | --auth-url URL) [--only US-1,FR-005]
+    [--origin O] [--junit FILE] [--dry-run] [--max-requests N] [--rate R]`: the suite's black-box
+    tests over real HTTP (tests/conformance.py). Exit 0 only when every applicable check passes.
+    """
+    if not any(arg.startswith("--base-url") for arg in session.posargs):
+        session.error("usage: nox -s conformance -- --base-url URL (--secret S | --auth-url URL)")
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--tb=short",
+        *session.posargs,
+        env={"SPEC_COVERAGE_STRICT": "0"},
     )
 
 

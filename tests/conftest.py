@@ -4,6 +4,10 @@ The database is the embedded PostgreSQL (a fresh cluster per test session) unles
 `TEST_DATABASE_URL` names another one; its `task` table is emptied before each test that uses
 it, so tests are independent. Tokens are real HS256 JWTs signed with the test secret.
 
+Conformance mode (`--base-url URL`, see tests/conformance.py and `nox -s conformance`): the
+`client`, `alice`, `bob` and `origin` fixtures point at a running backend and fresh random users,
+and only black-box tests run; the same test functions, no copies.
+
 Every test names the SPEC.md IDs it proves with `@pytest.mark.spec(...)`; the summary at the end
 of a run lists each ID with its tests, and with `SPEC_COVERAGE_STRICT=1` (as `nox -s tests`
 sets) a full run fails when any ID has none.
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance import ConformancePlugin, Target, add_options, target_from
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from helpers import AUTH_URL, SECRET, Caller
@@ -31,6 +36,25 @@ from backend.db import normalize_url
 from backend.main import create_app
 
 SPEC_FILE = Path(__file__).parent.parent / "docs" / "SPEC.md"
+_TARGET = pytest.StashKey[Target]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "internal: needs our process or database (not black-box)")
+    config.addinivalue_line("markers", "blackbox: a hardening module that also runs by URL")
+    target = target_from(config)
+    config.stash[_TARGET] = target
+    if target.conformance:
+        config.pluginmanager.register(ConformancePlugin(config, target, spec_ids()), "conformance")
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    return pytestconfig.stash[_TARGET]
 
 
 # --- database -------------------------------------------------------------------------------
@@ -107,9 +131,16 @@ def session_client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(session_client: TestClient, clean_db: None) -> TestClient:
-    """The app on a clean database (its lifespan runs once per session)."""
-    return session_client
+def client(request: pytest.FixtureRequest, target: Target) -> Any:
+    """The app on a clean database (its lifespan runs once per session), or the target by URL.
+
+    The in-process fixtures are requested dynamically so that a test asking only for `client`
+    stays black-box (runnable by URL); one asking for `db_engine` & co. is internal.
+    """
+    if target.client is not None:
+        return target.client
+    request.getfixturevalue("clean_db")
+    return request.getfixturevalue("session_client")
 
 
 @pytest.fixture
@@ -134,13 +165,19 @@ def make_client(
 
 
 @pytest.fixture
-def alice() -> Caller:
-    return Caller("alice-0123456789abcdefghijklmnop")
+def alice(target: Target) -> Caller:
+    return target.caller("alice", "alice-0123456789abcdefghijklmnop")
 
 
 @pytest.fixture
-def bob() -> Caller:
-    return Caller("bob-0123456789abcdefghijklmnopqr")
+def bob(target: Target) -> Caller:
+    return target.caller("bob", "bob-0123456789abcdefghijklmnopqr")
+
+
+@pytest.fixture
+def origin(target: Target) -> str:
+    """The frontend origin CORS must allow: `--origin` in conformance mode."""
+    return target.origin if target.conformance else AUTH_URL
 
 
 # --- SPEC ID coverage -----------------------------------------------------------------------
@@ -184,7 +221,7 @@ def _uncovered() -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not _covered:
+    if not _covered or config.stash[_TARGET].conformance:
         return
     write = terminalreporter.write_line
     terminalreporter.section("SPEC.md IDs covered by tests")
@@ -202,7 +239,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With SPEC_COVERAGE_STRICT=1, an uncovered or misspelt ID, or an untagged test, fails."""
-    strict = os.environ.get("SPEC_COVERAGE_STRICT") == "1"
+    strict = (
+        os.environ.get("SPEC_COVERAGE_STRICT") == "1"
+        and not session.config.stash[_TARGET].conformance
+    )
     if strict and session.exitstatus == 0 and (_uncovered() or _unknown or _unmarked):
         print(
             f"\nSPEC coverage failed: uncovered {_uncovered()}, unknown {sorted(_unknown)}, "

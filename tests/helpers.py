@@ -8,12 +8,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"
 AUTH_URL = "http://localhost:3000"
+
+# The secret tokens are minted with: ours, or the target's in conformance mode
+# (tests/conformance.py), where `None` means "not given": checks that mint are not applicable.
+_signing_secret: str | None = SECRET
+
+
+def use_signing_secret(secret: str | None) -> None:
+    global _signing_secret
+    _signing_secret = secret
+
+
+def signing_secret() -> str:
+    """The target's BETTER_AUTH_SECRET; skips the calling check when the run was given none."""
+    if _signing_secret is None:
+        pytest.skip("needs --secret (mints its own tokens)")
+    return _signing_secret
 
 
 def count_tasks(engine: Engine, user_id: str | None = None) -> int:
@@ -28,19 +45,23 @@ def count_tasks(engine: Engine, user_id: str | None = None) -> int:
 def make_token(
     subject: str | None = "alice",
     *,
-    secret: str = SECRET,
+    secret: str | None = None,
     algorithm: str = "HS256",
     lifetime: int = 900,
     headers: dict[str, Any] | None = None,
     **claims: Any,
 ) -> str:
-    """An HS256 token as a frontend mints it: `sub`, `iat`, `exp` (+ any extra claims)."""
+    """An HS256 token as a frontend mints it: `sub`, `iat`, `exp` (+ any extra claims).
+
+    Signed with `secret`, by default the target's (see `signing_secret`).
+    """
     now = int(time.time())
     payload: dict[str, Any] = {"iat": now, "exp": now + lifetime}
     if subject is not None:
         payload["sub"] = subject
     payload.update(claims)
-    return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
+    key = secret if secret is not None else signing_secret()
+    return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
 
 @dataclass

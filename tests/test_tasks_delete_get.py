@@ -6,9 +6,9 @@ from helpers import Caller, count_tasks, create
 from sqlalchemy.engine import Engine
 
 
-@pytest.mark.spec("US-5", "FR-012", "A-8", "SC-005")
+@pytest.mark.spec("US-5", "FR-012", "SC-005")
 def test_delete_is_204_then_gone_and_a_second_delete_is_404(
-    client: TestClient, alice: Caller, db_engine: Engine
+    client: TestClient, alice: Caller
 ) -> None:
     task = create(client, alice)
     kept = create(client, alice, title="kept")
@@ -20,7 +20,15 @@ def test_delete_is_204_then_gone_and_a_second_delete_is_404(
     assert client.get(alice.task(task["id"]), headers=alice.headers).status_code == 404
     assert [t["id"] for t in client.get(alice.tasks, headers=alice.headers).json()] == [kept["id"]]
     assert client.delete(alice.task(task["id"]), headers=alice.headers).status_code == 404
-    assert count_tasks(db_engine) == 1  # a hard delete: the row is gone, not flagged
+
+
+@pytest.mark.spec("A-8", "FR-012")
+def test_delete_is_a_hard_delete(client: TestClient, alice: Caller, db_engine: Engine) -> None:
+    task = create(client, alice)
+
+    client.delete(alice.task(task["id"]), headers=alice.headers)
+
+    assert count_tasks(db_engine) == 0  # the row is gone, not flagged
 
 
 @pytest.mark.spec("US-5", "FR-006", "SC-002")

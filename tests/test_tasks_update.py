@@ -5,7 +5,6 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from helpers import Caller, create
-from sqlalchemy.engine import Engine
 
 
 @pytest.mark.spec("US-3", "FR-010", "SC-005")
@@ -89,7 +88,7 @@ def test_unknown_id_is_404(client: TestClient, alice: Caller) -> None:
 
 @pytest.mark.spec("US-3", "FR-006", "SC-002")
 def test_another_users_task_under_my_url_is_404_and_unchanged(
-    client: TestClient, alice: Caller, bob: Caller, db_engine: Engine
+    client: TestClient, alice: Caller, bob: Caller
 ) -> None:
     bobs = create(client, bob, title="bob's")
 

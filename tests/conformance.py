@@ -1,0 +1,421 @@
+"""Conformance mode: the suite's black-box tests, run over real HTTP against any backend URL.
+
+`pytest --base-url URL (--secret S | --auth-url URL)` (what `nox -s conformance` runs) swaps the
+`client` fixture's in-process `TestClient` for a `ConformanceClient` on the URL, and the callers
+`alice` / `bob` for fresh random users (tokens minted with the secret, or users signed up through
+Better Auth). The SAME test functions run in both modes, so the two cannot drift.
+
+Which tests run: those that ask for the `client` fixture and for nothing that reaches inside our
+process (the database, app settings, a second app), and are not marked `internal`. The hardening
+suite attacks our own process (fixed user ids, mocked JWKS, the database), so it is internal
+except modules marked `blackbox`. IDs proved only by internal tests read "n/a (needs internals)".
+
+Safety against a real deployment: only fresh random user ids; every task created is tracked from
+the responses and deleted at the end of the session (also after Ctrl-C: pytest still runs
+`pytest_sessionfinish`); at most `--max-requests` requests at no more than `--rate` per second;
+`--dry-run` lists the checks and the kinds of requests they send, and sends nothing.
+"""
+
+import inspect
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from helpers import Caller, use_signing_secret
+
+# Fixtures that reach inside our own process: a test asking for one is not black-box.
+INTERNAL_FIXTURES = frozenset(
+    {
+        "database_url",
+        "db_engine",
+        "clean_db",
+        "make_settings",
+        "settings",
+        "app",
+        "session_client",
+        "make_client",
+        "live_backend",
+        "caplog",
+        "monkeypatch",
+        "respx_mock",
+    }
+)
+DEFAULT_ORIGIN = "http://localhost:3000"
+_KINDS = re.compile(r"\.(get|post|put|patch|delete|options|request)\(|\bcreate\(")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "conformance mode: check a running backend by URL")
+    group.addoption("--base-url", help="check the backend at this URL instead of our own app")
+    group.addoption("--secret", help="its BETTER_AUTH_SECRET: mint HS256 tokens as frontends do")
+    group.addoption(
+        "--auth-url", help="a Better Auth server (or mock_auth): sign users up, JWT-plugin tokens"
+    )
+    group.addoption(
+        "--origin",
+        help="frontend origin for the CORS checks (default: --auth-url, $BETTER_AUTH_URL, "
+        f"{DEFAULT_ORIGIN})",
+    )
+    group.addoption("--only", help="comma-separated SPEC IDs, e.g. US-1,FR-005 (US-1 = US-1.*)")
+    group.addoption("--junit", help="also write a JUnit XML report to this file")
+    group.addoption("--dry-run", action="store_true", help="list the checks, send nothing")
+    group.addoption("--max-requests", type=int, default=3000, help="request budget (3000)")
+    group.addoption("--rate", type=float, default=50.0, help="max requests per second (50)")
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class BudgetExhaustedError(RuntimeError):
+    """More requests than `--max-requests`: the run stops sending."""
+
+
+class ConformanceClient:
+    """`httpx.Client` on the target with the `TestClient` call surface tests use.
+
+    Every request passes the budget and the rate limiter; every task a 201 reports is remembered
+    (URL and the caller's Authorization) until a DELETE removes it, and `cleanup` deletes the rest.
+    Redirects are never followed: a 307 is a failure a browser's cross-origin fetch would see.
+    """
+
+    def __init__(self, base_url: str, *, max_requests: int, rate: float) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=10.0, follow_redirects=False)
+        self._max_requests = max_requests
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next_at = 0.0
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.created: dict[str, str] = {}  # task URL -> the Authorization that created it
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self.sent >= self._max_requests:
+                raise BudgetExhaustedError(f"request budget of {self._max_requests} exhausted")
+            self.sent += 1
+            now = time.monotonic()
+            wait, self._next_at = self._next_at - now, max(now, self._next_at) + self._interval
+        if wait > 0:
+            time.sleep(wait)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        self._admit()
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.LocalProtocolError as error:  # e.g. a header value ending in a space
+            pytest.skip(f"not sendable over real HTTP: {error}")
+        self._track(method.upper(), response)
+        return response
+
+    def _track(self, method: str, response: httpx.Response) -> None:
+        path = response.request.url.path.rstrip("/")
+        if method == "POST" and response.status_code == 201:
+            try:
+                task_id = response.json()["id"]
+            except (ValueError, KeyError, TypeError):
+                return
+            auth = response.request.headers.get("authorization", "")
+            self.created[f"{path}/{task_id}"] = auth
+        elif method == "DELETE" and response.status_code in (204, 404):
+            self.created.pop(path, None)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def cleanup(self) -> tuple[int, list[str]]:
+        """Delete every task still remembered (outside the budget: it is bounded by them)."""
+        deleted, left = 0, []
+        for url, auth in list(self.created.items()):
+            try:
+                status = self._http.delete(url, headers={"Authorization": auth}).status_code
+            except httpx.HTTPError as error:
+                left.append(f"{url} ({error.__class__.__name__})")
+                continue
+            if status in (204, 404):
+                deleted += 1
+                self.created.pop(url)
+            else:
+                left.append(f"{url} ({status})")
+        self._http.close()
+        return deleted, left
+
+
+@dataclass
+class Target:
+    """What the tests run against: our app in-process, or a backend at `base_url`."""
+
+    base_url: str | None = None
+    secret: str | None = None
+    auth_url: str | None = None
+    origin: str = DEFAULT_ORIGIN
+    client: ConformanceClient | None = None
+    signups: int = 0
+
+    @property
+    def conformance(self) -> bool:
+        return self.base_url is not None
+
+    def caller(self, name: str, fixed_id: str) -> Caller:
+        """In-process the fixed test user; against a URL a fresh random one."""
+        if not self.conformance:
+            return Caller(fixed_id)
+        if self.auth_url:
+            return self._sign_up(name)
+        return Caller(f"{name}-conformance-{uuid.uuid4().hex}")
+
+    def _sign_up(self, name: str) -> Caller:
+        """A new user through Better Auth's HTTP API; its JWT-plugin token from /api/auth/token."""
+        assert self.auth_url is not None
+        assert self.client is not None
+        email = f"conformance-{uuid.uuid4().hex[:16]}@example.com"
+        password = secrets.token_urlsafe(18)
+        headers = {"Origin": self.origin}
+        with httpx.Client(base_url=self.auth_url, timeout=10.0, headers=headers) as auth:
+            self.client._admit()
+            signed_up = auth.post(
+                "/api/auth/sign-up/email",
+                json={"name": f"Conformance {name}", "email": email, "password": password},
+            )
+            assert signed_up.status_code == 200, (
+                f"sign-up: {signed_up.status_code} {signed_up.text}"
+            )
+            bearer = signed_up.headers.get("set-auth-token")
+            session = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            self.client._admit()
+            token = auth.get("/api/auth/token", headers=session)  # the cookie works as well
+            assert token.status_code == 200, f"/api/auth/token: {token.status_code} {token.text}"
+        self.signups += 1
+        user_id = str(signed_up.json()["user"]["id"])
+        return Caller(user_id, token=str(token.json()["token"]))
+
+
+def target_from(config: pytest.Config) -> Target:
+    base_url = config.getoption("--base-url")
+    if not base_url:
+        return Target(origin=DEFAULT_ORIGIN)
+    secret, auth_url = config.getoption("--secret"), config.getoption("--auth-url")
+    if not (secret or auth_url):
+        raise pytest.UsageError("--base-url needs --secret or --auth-url to authenticate")
+    origin = (
+        config.getoption("--origin")
+        or (auth_url and origin_of(auth_url))
+        or os.environ.get("BETTER_AUTH_URL")
+        or DEFAULT_ORIGIN
+    )
+    client = ConformanceClient(
+        base_url.rstrip("/"),
+        max_requests=config.getoption("--max-requests"),
+        rate=config.getoption("--rate"),
+    )
+    return Target(base_url, secret, auth_url and auth_url.rstrip("/"), origin_of(origin), client)
+
+
+# --- the plugin ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str  # "passed", "failed", "skipped"
+    reason: str = ""
+
+
+def _wanted(spec_id: str, only: list[str]) -> bool:
+    return not only or any(spec_id == o or spec_id.startswith(o + ".") for o in only)
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = report.longrepr[2]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line.removeprefix("Skipped: ")[:160]
+
+
+class ConformancePlugin:
+    """Selection, dry run, the SPEC ID table and the clean-up of conformance mode."""
+
+    def __init__(self, config: pytest.Config, target: Target, spec_ids: list[str]) -> None:
+        self.config = config
+        self.target = target
+        self.spec_ids = spec_ids
+        only = config.getoption("--only")
+        self.only = [o.strip() for o in only.split(",") if o.strip()] if only else []
+        self.internal_ids: set[str] = set()
+        self.checks: dict[str, list[str]] = defaultdict(list)  # SPEC ID -> selected node ids
+        self.outcomes: dict[str, Outcome] = {}
+        self.items: list[pytest.Item] = []
+        self.session: pytest.Session | None = None
+        if config.getoption("--junit"):
+            config.option.xmlpath = config.getoption("--junit")
+
+    @staticmethod
+    def ids_of(item: pytest.Item) -> list[str]:
+        return [i for marker in item.iter_markers("spec") for i in marker.args]
+
+    @staticmethod
+    def is_blackbox(item: pytest.Item) -> bool:
+        names = set(getattr(item, "fixturenames", ()))
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        ours = "client" in names and defs.get("client") and defs["client"][-1].baseid == "tests"
+        in_hardening = "hardening" in Path(str(item.path)).parts
+        return bool(
+            ours
+            and not names & INTERNAL_FIXTURES
+            and not item.get_closest_marker("internal")
+            and (not in_hardening or item.get_closest_marker("blackbox"))
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        selected, deselected = [], []
+        for item in items:
+            ids = [i for i in self.ids_of(item) if i in self.spec_ids]
+            if not any(_wanted(i, self.only) for i in ids):
+                deselected.append(item)
+            elif self.is_blackbox(item):
+                selected.append(item)
+                for spec_id in ids:
+                    self.checks[spec_id].append(item.nodeid)
+            else:
+                deselected.append(item)
+                self.internal_ids.update(ids)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+        self.items = selected
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Minting needs the target's secret; without one, such checks skip as not applicable.
+        use_signing_secret(self.target.secret)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if not self.config.getoption("--dry-run"):
+            return None
+        write = print
+        write(f"\nDRY RUN against {self.target.base_url}: nothing is sent.")
+        write(
+            f"{len(self.items)} checks; requests at most {self.config.getoption('--max-requests')}"
+        )
+        for item in self.items:
+            source = inspect.getsource(getattr(item, "function", lambda: None))
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            kinds = sorted(
+                {
+                    "POST" if m.group(0) == "create(" else m.group(1).upper()
+                    for m in _KINDS.finditer(source)
+                }
+                - {"REQUEST"}
+                | ({str(params.get("method", "any method"))} if ".request(" in source else set())
+            )
+            write(f"  {item.nodeid}  [{', '.join(self.ids_of(item))}]  sends: {', '.join(kinds)}")
+        return True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        known = self.outcomes.get(report.nodeid)
+        if report.failed:
+            if "BudgetExhaustedError" in str(report.longrepr) and self.session is not None:
+                self.session.shouldstop = "request budget exhausted (--max-requests)"
+            if known is None or known.status != "failed":
+                name = report.nodeid.rpartition("::")[2]
+                self.outcomes[report.nodeid] = Outcome("failed", f"{name}: {_first_line(report)}")
+        elif report.skipped and known is None:
+            self.outcomes[report.nodeid] = Outcome("skipped", _first_line(report))
+        elif report.when == "call" and report.passed and known is None:
+            self.outcomes[report.nodeid] = Outcome("passed")
+
+    def row(self, spec_id: str) -> tuple[str, str]:
+        """(status, reason) of one SPEC ID; a story also counts its scenarios' checks."""
+        nodes = [
+            node
+            for checked, ids in self.checks.items()
+            if checked == spec_id or checked.startswith(spec_id + ".")
+            for node in ids
+        ]
+        outcomes = [self.outcomes[n] for n in dict.fromkeys(nodes) if n in self.outcomes]
+        failed = [o for o in outcomes if o.status == "failed"]
+        passed = [o for o in outcomes if o.status == "passed"]
+        if failed:
+            return "FAIL", f"{failed[0].reason}" + (
+                f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+            )
+        if passed:
+            return "pass", f"{len(passed)} check(s)"
+        if outcomes:
+            return "n/a", outcomes[0].reason
+        if nodes:
+            return "n/a", "not run (interrupted, or the request budget ran out)"
+        internal = spec_id in self.internal_ids or any(
+            i.startswith(spec_id + ".") for i in self.internal_ids
+        )
+        return "n/a", "needs internals" if internal else "no black-box check"
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
+        if self.config.getoption("--dry-run"):
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section(f"conformance of {self.target.base_url}")
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            write("INTERRUPTED: the table below is partial")
+        counts: dict[str, int] = defaultdict(int)
+        for spec_id in self.spec_ids:
+            if not _wanted(spec_id, self.only):
+                continue
+            status, reason = self.row(spec_id)
+            counts[status] += 1
+            write(f"{spec_id:<8} {status:<5} {reason}")
+        checks = defaultdict(int)
+        for outcome in self.outcomes.values():
+            checks[outcome.status] += 1
+        client = self.target.client
+        write(
+            f"checks: {checks['passed']} passed, {checks['failed']} failed, "
+            f"{checks['skipped']} not applicable; {client.sent if client else 0} requests sent, "
+            f"{self.target.signups} users signed up; {counts['n/a']} SPEC IDs not applicable"
+        )
+        write(f"{counts['pass']} passed, {counts['FAIL']} failed")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        client = self.target.client
+        if client is None or not client.created:
+            return
+        deleted, left = client.cleanup()
+        print(
+            f"\nconformance clean-up: {deleted} task(s) deleted"
+            + (f"; could not delete {left}" if left else "")
+        )
+        if left and session.exitstatus == 0:
+            session.exitstatus = 1

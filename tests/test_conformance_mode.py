@@ -1,0 +1,158 @@
+"""Conformance mode proves itself: it passes against our backend and names what a broken one breaks.
+
+Each check runs `pytest --base-url URL …` (what `nox -s conformance` runs) in a subprocess against
+a real uvicorn on the session database, so the black-box tests in-process and by URL are the same
+functions and cannot drift. The broken copies come from `broken_backend.py` (a fixture).
+"""
+
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import SECRET, count_tasks
+from sqlalchemy.engine import URL, Engine
+
+from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = re.compile(r"^(\S+)\s+(pass|FAIL|n/a)\b\s*(.*)$", re.MULTILINE)
+
+
+def environment(database_url: URL, auth_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "BETTER_AUTH_SECRET": SECRET,
+        "BETTER_AUTH_URL": auth_url,
+        "NEON_DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "MIGRATE_ON_STARTUP": "false",
+        "RATE_LIMIT_PER_MINUTE": "0",
+        **extra,
+    }
+
+
+def conformance(*args: str) -> tuple[int, str, dict[str, tuple[str, str]]]:
+    """Run conformance mode; (exit code, output, {SPEC ID: (status, reason)})."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=no", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    table = result.stdout.rpartition("conformance of ")[2]
+    rows = {m.group(1): (m.group(2), m.group(3)) for m in ROW.finditer(table)}
+    return result.returncode, result.stdout + result.stderr, rows
+
+
+@pytest.fixture(scope="module")
+def auth_and_backend(database_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+    tuple[str, str]
+]:  # fmt: skip
+    """mock_auth (JWT plugin tokens, JWKS) and our backend trusting it, on the session database."""
+    auth_url = f"http://127.0.0.1:{free_port()}"
+    auth = mock_auth_server(
+        {
+            "BETTER_AUTH_SECRET": SECRET,
+            "BETTER_AUTH_URL": auth_url,
+            "MOCK_AUTH_MODE": "eddsa",
+            "MOCK_AUTH_STATE_FILE": str(tmp_path_factory.mktemp("auth") / "state.json"),
+        },
+        port=int(auth_url.rpartition(":")[2]),
+    )
+    backend = backend_server(environment(database_url, auth_url), extra_args=("--no-access-log",))
+    with running(auth, backend):
+        yield auth_url, backend.url
+
+
+@pytest.mark.spec("SC-005", "SC-008", "SC-002", "FR-001", "FR-002")
+def test_our_backend_passes_every_black_box_check_and_leaves_nothing_behind(
+    auth_and_backend: tuple[str, str], clean_db: None, db_engine: Engine
+) -> None:
+    auth_url, url = auth_and_backend
+
+    code, output, rows = conformance("--base-url", url, "--secret", SECRET, "--origin", auth_url)
+
+    assert code == 0, output[-3000:]
+    assert rows["US-1.1"][0] == rows["FR-005"][0] == rows["SC-008"][0] == "pass"
+    assert rows["FR-014"] == ("n/a", "needs internals")
+    assert not [spec_id for spec_id, (status, _) in rows.items() if status == "FAIL"]
+    assert re.search(r"^\d+ passed, 0 failed$", output, re.MULTILINE), output[-2000:]
+    assert re.search(r"conformance clean-up: [1-9]\d* task\(s\) deleted$", output, re.MULTILINE)
+    assert count_tasks(db_engine) == 0  # every task the run created is gone
+
+
+@pytest.mark.spec("SC-008", "A-2", "EC-6", "FR-002")
+def test_users_signed_up_through_better_auth_with_jwt_plugin_tokens(
+    auth_and_backend: tuple[str, str], clean_db: None, db_engine: Engine
+) -> None:
+    auth_url, url = auth_and_backend
+
+    code, output, rows = conformance(
+        "--base-url", url, "--auth-url", auth_url, "--only", "US-1,EC-6"
+    )
+
+    assert code == 0, output[-3000:]
+    assert rows["US-1.1"][0] == rows["EC-6"][0] == "pass"
+    assert re.search(r"[1-9]\d* users signed up", output)
+    assert "needs --secret" in output  # minting checks are not applicable without the secret
+    assert count_tasks(db_engine) == 0
+
+
+@pytest.mark.spec("SC-005")
+def test_dry_run_lists_the_checks_and_sends_nothing() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        code, output, _ = conformance(
+            "--base-url", url, "--secret", "s", "--dry-run", "--only", "US-5"
+        )
+
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no connection was ever made
+    assert code == 0, output
+    assert "DRY RUN" in output
+    assert re.search(
+        r"test_delete_is_204\S* +\[US-5, FR-012, SC-005\] +sends: DELETE, GET, POST", output
+    )
+
+
+@pytest.mark.spec("SC-002", "FR-006", "FR-008", "FR-002", "EC-6", "US-3", "FR-010")
+def test_a_broken_backend_fails_and_names_the_broken_ids(
+    database_url: URL, auth_and_backend: tuple[str, str], clean_db: None, tmp_path: Path
+) -> None:
+    auth_url, _ = auth_and_backend
+    port = free_port()
+    broken = Server(
+        "broken backend",
+        [sys.executable, "-m", "uvicorn", "broken_backend:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        {**environment(database_url, auth_url,
+                       BROKEN="unscoped-list,accept-bad-signature,patch-only"),
+         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+        f"http://127.0.0.1:{port}",
+        "/health",
+    )  # fmt: skip
+    junit = tmp_path / "conformance.xml"
+
+    with running(broken):
+        code, output, rows = conformance(
+            "--base-url", broken.url, "--secret", SECRET,
+            "--only", "US-1.1,US-2.1,US-3,US-4,EC-6,FR-002,FR-006",
+            "--junit", str(junit),
+        )  # fmt: skip
+
+    assert code == 1, output[-3000:]
+    failed = {spec_id for spec_id, (status, _) in rows.items() if status == "FAIL"}
+    assert {"US-2.1", "FR-006", "US-3", "EC-6", "FR-002"} <= failed, rows
+    assert {"US-1.1", "US-4"}.isdisjoint(failed), rows  # what is not broken still passes
+    assert "FAILED tests/test_tasks_list.py::test_returns_all_and_only_my_tasks" in output
+    assert "405" in rows["US-3"][1]
+    assert re.search(r"^\d+ passed, [1-9]\d* failed$", output, re.MULTILINE)
+    assert 'failures="' in junit.read_text()
