@@ -70,7 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and CORS; the log sits inside path normalisation, which copies the scope, so that it sees
     # the matched route the router writes into the scope.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ErrorResponseMiddleware, handler=internal_error)
+    app.add_middleware(
+        ErrorResponseMiddleware,
+        handler=internal_error,
+        routes=[*tasks.router.routes, *health.router.routes],
+    )
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(NormalizePathMiddleware)
     # Outermost, so that every answer (413, 431 and 500 included) carries the CORS headers a

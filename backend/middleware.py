@@ -19,14 +19,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("backend.access")
@@ -147,13 +147,14 @@ class ErrorResponseMiddleware:
       outside every user middleware, so that 500 reached browsers without CORS headers and
       they saw "Failed to fetch" instead of the `detail`.) The exception is not re-raised: the
       handler has logged it, and the server would only log it twice.
-    - A 405's `Allow` lists every method of the path: FastAPI makes one route per method, and
-      Starlette's 405 names only the methods of the first route whose path matched.
+    - A 405's `Allow` lists every method of the path among `routes`: FastAPI makes one route
+      per method, and Starlette's 405 names only the methods of the first route that matched.
     """
 
-    def __init__(self, app: ASGIApp, handler: ErrorHandler) -> None:
+    def __init__(self, app: ASGIApp, handler: ErrorHandler, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.handler = handler
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,7 +167,8 @@ class ErrorResponseMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 if message["status"] == 405:
-                    message = {**message, "headers": _with_allow(scope, message["headers"])}
+                    allow = _allow(self.routes, scope)
+                    message = {**message, "headers": _with_allow(message["headers"], allow)}
             await send(message)
 
         try:
@@ -178,16 +180,20 @@ class ErrorResponseMiddleware:
             await response(scope, receive, send)
 
 
-def _with_allow(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _allow(routes: Sequence[BaseRoute], scope: Scope) -> bytes:
     methods: dict[str, None] = {}
-    for route in scope["app"].router.routes:
+    for route in routes:
         match, _ = route.matches(scope)
         if match is not Match.NONE:
             methods.update(dict.fromkeys(sorted(getattr(route, "methods", None) or ())))
-    allow = ", ".join(methods).encode()
-    return [(name, value) for name, value in headers if name.lower() != b"allow"] + [
-        (b"allow", allow)
-    ]
+    return ", ".join(methods).encode()
+
+
+def _with_allow(headers: list[tuple[bytes, bytes]], allow: bytes) -> list[tuple[bytes, bytes]]:
+    if not allow:  # a path this middleware was not told about: leave Starlette's header
+        return headers
+    kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
+    return [*kept, (b"allow", allow)]
 
 
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
