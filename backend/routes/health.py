@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.dependencies import DatabaseDep
-from backend.errors import DB_RETRY_AFTER_SECONDS, RETRY_AFTER_HEADER
+from backend.errors import DB_RETRY_AFTER_SECONDS, ERROR_RESPONSES, RETRY_AFTER_HEADER
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +29,10 @@ def _ping(engine: Engine) -> None:
     operation_id="health",
     # No token: an explicit empty `security`, so generators and linters know it is public.
     openapi_extra={"security": []},
-    responses={503: {"model": Health, "headers": {"Retry-After": RETRY_AFTER_HEADER}}},
+    responses={
+        405: ERROR_RESPONSES[405],
+        503: {"model": Health, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
+    },
 )
 async def health(db: DatabaseDep, response: Response) -> Health:
     try:
