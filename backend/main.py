@@ -66,19 +66,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
-    # Added innermost first. Error answers (500, 405's `Allow`) are made inside the request log
-    # and CORS; the log sits inside path normalisation, which copies the scope, so that it sees
-    # the matched route the router writes into the scope.
+    # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
+    # a browser can read them; the request log is outermost, so it sees preflights and the
+    # status every answer really got.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         ErrorResponseMiddleware,
         handler=internal_error,
         routes=[*tasks.router.routes, *health.router.routes],
     )
-    app.add_middleware(RequestLogMiddleware)
     app.add_middleware(NormalizePathMiddleware)
-    # Outermost, so that every answer (413, 431 and 500 included) carries the CORS headers a
-    # browser needs to let the frontend read its `detail`.
+    # Every answer (413, 431 and 500 included) carries the CORS headers a browser needs to let
+    # the frontend read its `detail`.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
@@ -94,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
+    app.add_middleware(RequestLogMiddleware)
     return app
 
 

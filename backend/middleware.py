@@ -1,9 +1,9 @@
 """Pure ASGI middleware: path normalisation, request size limits, error answers, request logs.
 
-Order in `create_app` (outermost first): CORS, path normalisation, request log, size limits,
-error answers, then FastAPI's own exception handlers and the router. Everything an allowed
-origin receives, the 500 included, therefore passes through CORS, and every request is logged
-with the status it really got.
+Order in `create_app` (outermost first): request log, CORS, path normalisation, error answers,
+size limits, then FastAPI's own exception handlers and the router. Everything an allowed origin
+receives, the 500 included, therefore passes through CORS, and every request (preflights too)
+is logged with the status it really got.
 
 Path normalisation:
 
@@ -47,8 +47,9 @@ class NormalizePathMiddleware:
                 )
             if len(path) > 1 and path.endswith("/"):
                 path = path.rstrip("/") or "/"
-            if path != scope["path"]:
-                scope = {**scope, "path": path}
+            # In place, not a copy: the request log (outside) reads the route the router
+            # writes into this same scope.
+            scope["path"] = path
         await self.app(scope, receive, send)
 
 

@@ -87,3 +87,23 @@ def test_answers_made_before_routing_are_logged_too(
         (404, None),
     ]
     assert all(r.headers.get("X-Request-ID") for r in (too_big, missing))
+
+
+@pytest.mark.spec("FR-017", "FR-016")
+def test_a_cors_preflight_is_logged_and_gets_a_request_id(
+    client: TestClient, alice: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS):
+        response = client.options(
+            alice.tasks,
+            headers={
+                "Origin": "http://localhost:3000",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, x-request-id",
+            },
+        )
+
+    assert response.status_code == 200
+    assert "x-request-id" in response.headers["Access-Control-Allow-Headers"].lower()
+    assert [(line["method"], line["status"]) for line in access_lines(caplog)] == [("OPTIONS", 200)]
+    assert access_lines(caplog)[0]["request_id"] == response.headers["X-Request-ID"]
