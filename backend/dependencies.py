@@ -64,6 +64,7 @@ class BetterAuthBearer(HTTPBearer):
 
 bearer_scheme = BetterAuthBearer(
     scheme_name="BetterAuthJWT",
+    bearerFormat="JWT",
     description="A Better Auth JWT: `/api/auth/token`, or HS256 signed with BETTER_AUTH_SECRET.",
 )
 
@@ -84,6 +85,7 @@ async def owned_user_id(
 ) -> str:
     """The URL's user id, once proven to be the caller's own (and within the rate limit)."""
     ensure_owner(user_id, current)
+    request.state.user_id = current  # for the request log (hashed there)
     request.app.state.rate_limiter.check(current)
     return current
 

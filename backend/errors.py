@@ -119,7 +119,13 @@ def _is_connection_error(exc: DBAPIError) -> bool:
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error(
+        "unhandled error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        getattr(request.state, "request_id", None),
+        exc_info=exc,
+    )
     return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
 
 
@@ -132,15 +138,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error)
 
 
+RETRY_AFTER_HEADER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
+_CHALLENGE = {
+    "description": 'Bearer challenge; `error="invalid_token"` when a token was sent',
+    "schema": {"type": "string"},
+}
+_ALLOW = {"description": "Methods this path supports", "schema": {"type": "string"}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing, malformed, expired or forged token"},
+    401: {
+        "model": ErrorResponse,
+        "description": "Missing, malformed, expired or forged token",
+        "headers": {"WWW-Authenticate": _CHALLENGE},
+    },
     403: {"model": ErrorResponse, "description": "The token's user is not the URL's user"},
-    405: {"model": ErrorResponse, "description": "Method not allowed on this path"},
+    405: {
+        "model": ErrorResponse,
+        "description": "Method not allowed on this path",
+        "headers": {"Allow": _ALLOW},
+    },
     413: {"model": ErrorResponse, "description": "Request body larger than the limit (64 KiB)"},
     422: {"model": ValidationErrorResponse, "description": "Invalid body, path or query value"},
     431: {"model": ErrorResponse, "description": "Request headers over 64 KiB or 100 fields"},
-    429: {"model": ErrorResponse, "description": "Per-user rate limit exceeded (Retry-After)"},
-    503: {"model": ErrorResponse, "description": "Database unavailable (Retry-After)"},
+    429: {
+        "model": ErrorResponse,
+        "description": "Per-user rate limit exceeded",
+        "headers": {"Retry-After": RETRY_AFTER_HEADER},
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "Database unavailable",
+        "headers": {"Retry-After": RETRY_AFTER_HEADER},
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such task for this user"}

@@ -19,8 +19,13 @@ from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import Database, create_db_engine, resolve_database_url
-from backend.errors import install_error_handlers
-from backend.middleware import NormalizePathMiddleware, RequestLimitMiddleware
+from backend.errors import install_error_handlers, internal_error
+from backend.middleware import (
+    ErrorResponseMiddleware,
+    NormalizePathMiddleware,
+    RequestLimitMiddleware,
+    RequestLogMiddleware,
+)
 from backend.ratelimit import RateLimiter
 from backend.routes import health, tasks
 
@@ -54,24 +59,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Tasks of Better Auth users. Every `/api/` route needs a bearer JWT.",
         lifespan=lifespan,
         redirect_slashes=False,
+        # Generated clients take their default base URL from here (openapi-fetch, hey-api).
+        servers=[{"url": "http://localhost:8000", "description": "Local (`nox -s dev`)"}],
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
-    app.add_middleware(NormalizePathMiddleware)
+    # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
+    # a browser can read them; the request log is outermost, so it sees preflights and the
+    # status every answer really got.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outermost, so that every answer (413 and 431 included) carries CORS headers a browser needs
-    # to let the frontend read its `detail`.
+    app.add_middleware(
+        ErrorResponseMiddleware,
+        handler=internal_error,
+        routes=[*tasks.router.routes, *health.router.routes],
+    )
+    app.add_middleware(NormalizePathMiddleware)
+    # Every answer (413, 431 and 500 included) carries the CORS headers a browser needs to let
+    # the frontend read its `detail`.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Location", "X-Total-Count", "Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=[
+            "Location",
+            "X-Total-Count",
+            "Retry-After",
+            "WWW-Authenticate",
+            "X-Request-ID",
+        ],
         max_age=600,
     )
+    app.add_middleware(RequestLogMiddleware)
     return app
 
 

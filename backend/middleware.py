@@ -1,4 +1,9 @@
-"""ASGI middleware that acts before routing: path normalisation and request size limits.
+"""Pure ASGI middleware: path normalisation, request size limits, error answers, request logs.
+
+Order in `create_app` (outermost first): request log, CORS, path normalisation, error answers,
+size limits, then FastAPI's own exception handlers and the router. Everything an allowed origin
+receives, the 500 included, therefore passes through CORS, and every request (preflights too)
+is logged with the status it really got.
 
 Path normalisation:
 
@@ -8,12 +13,23 @@ Path normalisation:
   like `alice%2Fbob` is compared (and refused, 403) as one id rather than routed elsewhere.
 """
 
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("backend.access")
 
 
 class NormalizePathMiddleware:
@@ -31,8 +47,9 @@ class NormalizePathMiddleware:
                 )
             if len(path) > 1 and path.endswith("/"):
                 path = path.rstrip("/") or "/"
-            if path != scope["path"]:
-                scope = {**scope, "path": path}
+            # In place, not a copy: the request log (outside) reads the route the router
+            # writes into this same scope.
+            scope["path"] = path
         await self.app(scope, receive, send)
 
 
@@ -118,3 +135,132 @@ class RequestLimitMiddleware:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class ErrorResponseMiddleware:
+    """Fix two answers Starlette gets wrong for a browser or a client generator.
+
+    - An unhandled exception becomes `handler`'s JSON 500 *here*, inside CORS and the request
+      log. (Starlette runs the handler registered for `Exception` in its outermost middleware,
+      outside every user middleware, so that 500 reached browsers without CORS headers and
+      they saw "Failed to fetch" instead of the `detail`.) The exception is not re-raised: the
+      handler has logged it, and the server would only log it twice.
+    - A 405's `Allow` lists every method of the path among `routes`: FastAPI makes one route
+      per method, and Starlette's 405 names only the methods of the first route that matched.
+    """
+
+    def __init__(self, app: ASGIApp, handler: ErrorHandler, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.handler = handler
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def checked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] == 405:
+                    allow = _allow(self.routes, scope)
+                    message = {**message, "headers": _with_allow(message["headers"], allow)}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, checked_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await self.handler(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+def _allow(routes: Sequence[BaseRoute], scope: Scope) -> bytes:
+    methods: dict[str, None] = {}
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods.update(dict.fromkeys(sorted(getattr(route, "methods", None) or ())))
+    return ", ".join(methods).encode()
+
+
+def _with_allow(headers: list[tuple[bytes, bytes]], allow: bytes) -> list[tuple[bytes, bytes]]:
+    if not allow:  # a path this middleware was not told about: leave Starlette's header
+        return headers
+    kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
+    return [*kept, (b"allow", allow)]
+
+
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+
+
+class RequestLogMiddleware:
+    """One JSON line per request on the `backend.access` logger, and `X-Request-ID` echoed.
+
+    The line holds the method, the route *template* (never the path: it carries the user id),
+    the status, the duration in ms, the request id and a short hash of the authenticated user
+    id (set by `owned_user_id`), so one user's requests can be followed without naming them.
+    Never a header value, query or body: tokens and task text stay out of the logs.
+
+    The request id is the client's `X-Request-ID` when it is sane (1-128 characters of
+    `[A-Za-z0-9._:+=/-]`, so it cannot forge log lines), otherwise a new UUID. It is put in
+    `scope["state"]` (`request.state.request_id`) for the 500 log line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope["headers"])
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        echoed = (b"x-request-id", request_id.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                route = scope.get("route")
+                user_id = state.get("user_id")
+                record = {
+                    "method": scope["method"],
+                    "route": getattr(route, "path", None),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request_id,
+                    "user": _short_hash(user_id) if user_id else None,
+                }
+                access_logger.info(json.dumps(record, separators=(",", ":")))
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if SANE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _short_hash(user_id: str) -> str:
+    """12 hex digits: enough to tell users apart in a log, not to read the id back."""
+    return hashlib.blake2b(user_id.encode(), digest_size=6).hexdigest()

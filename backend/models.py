@@ -6,9 +6,10 @@ text PostgreSQL cannot store (NUL, lone surrogates) so such input is a 422, neve
 """
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, StrictBool, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -84,18 +85,44 @@ class Task(TaskBase, table=True):
     )
 
 
+def _optional_in_schema(schema: dict[str, Any]) -> None:
+    """Drop a request field's `default` from the schema: openapi-typescript makes a property
+    with a default *required*, so a title-only create would not type-check. The default is
+    applied all the same (and said in the description)."""
+    schema.pop("default", None)
+
+
+def _optional(description: str) -> Any:
+    return Field(
+        default=None,
+        description=description,
+        schema_extra={"json_schema_extra": _optional_in_schema},
+    )
+
+
 class TaskCreate(SQLModel):
     title: Title
-    description: Description | None = None
-    completed: StrictBool = False
+    description: Description | None = _optional("Optional; `null` or left out: no description")
+    completed: StrictBool = Field(
+        default=False,
+        description="Defaults to false",
+        schema_extra={"json_schema_extra": _optional_in_schema},
+    )
 
 
 class TaskUpdate(SQLModel):
-    """Every field optional: what is sent changes, what is left out stays (PUT and PATCH alike)."""
+    """Every field optional: what is sent changes, what is left out stays (PUT and PATCH alike).
 
-    title: Title | None = None
-    description: Description | None = None
-    completed: StrictBool | None = None
+    `title` and `completed` may be left out but not sent as `null`; `description: null` clears
+    the description.
+    """
+
+    # `None` is how Python marks "left out"; `SkipJsonSchema` keeps it out of the schema, so
+    # generated types say optional, not nullable (a `null` title is a 422).
+
+    title: Title | SkipJsonSchema[None] = _optional("Left out: unchanged")
+    description: Description | None = _optional("Left out: unchanged; `null` clears it")
+    completed: StrictBool | SkipJsonSchema[None] = _optional("Left out: unchanged")
 
     @field_validator("title", "completed", mode="before")
     @classmethod
@@ -109,7 +136,7 @@ class TaskUpdate(SQLModel):
 class CompletionUpdate(SQLModel):
     """Optional body of `PATCH …/complete`: set rather than toggle."""
 
-    completed: StrictBool | None = None
+    completed: StrictBool | None = _optional("Sets the value; left out or `null`: toggles")
 
 
 class TaskPublic(SQLModel):

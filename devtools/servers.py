@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -33,10 +34,15 @@ class Server:
     env: dict[str, str]
     url: str
     ready_path: str
+    log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        # The child keeps its own copy of the file descriptor; ours closes at once.
+        with open(self.log_path, "ab") if self.log_path else nullcontext() as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, start_new_session=True, stdout=log
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -78,15 +84,22 @@ def backend_server(
     port: int | None = None,
     workers: int = 1,
     reload: bool = False,
-    extra_args: tuple[str, ...] = (),
+    log_path: Path | None = None,
 ) -> Server:
-    """The backend under uvicorn; `env` carries its settings (BETTER_AUTH_SECRET, …)."""
+    """The backend; `env` carries its settings (BETTER_AUTH_SECRET, …).
+
+    Without `reload` it is the production command, `python -m backend`, so tests and load runs
+    exercise what production runs; `log_path` collects its output (one line per request).
+    """
     port = port or free_port()
-    command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
-    command += ["--reload", "--reload-dir", "backend"] if reload else ["--workers", str(workers)]
-    command += list(extra_args)
-    return Server("backend", command, {**os.environ, **env}, f"http://127.0.0.1:{port}", "/health")
+    if reload:
+        command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--reload"]
+        command += ["--reload-dir", "backend", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "backend", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--workers", str(workers)]
+    url = f"http://127.0.0.1:{port}"
+    return Server("backend", command, {**os.environ, **env}, url, "/health", log_path=log_path)
 
 
 def mock_auth_server(env: Mapping[str, str], *, port: int | None = None) -> Server:

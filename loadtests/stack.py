@@ -81,11 +81,8 @@ def started(
             auth.env |= {"BETTER_AUTH_URL": auth.url, "MOCK_AUTH_MODE": "eddsa"}
             env["BETTER_AUTH_URL"] = auth_url = auth.url
             servers.append(auth)
-        servers.append(
-            backend_server(
-                env, workers=workers, extra_args=("--no-access-log", "--log-level", "warning")
-            )
-        )
+        # Its request log goes to a file, as production's stdout would.
+        servers.append(backend_server(env, workers=workers, log_path=workdir / "backend.log"))
         cleanup.enter_context(running(*servers))
         yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
 

@@ -98,6 +98,41 @@ def test_unknown_path_and_wrong_method_are_json_errors(client: TestClient, alice
     assert wrong_method.json() == {"detail": "Method Not Allowed"}
 
 
+@pytest.mark.spec("FR-018")
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", "/api/u/tasks/1", {"GET", "PUT", "PATCH", "DELETE"}),
+        ("DELETE", "/api/u/tasks", {"GET", "POST"}),
+        ("GET", "/api/u/tasks/1/complete", {"PATCH"}),
+        ("POST", "/health", {"GET"}),
+    ],
+)
+def test_405_allow_lists_every_method_of_the_path(
+    client: TestClient, alice: Caller, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.request(method, path, headers=alice.headers)
+
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+@pytest.mark.spec("FR-016", "SC-008")
+def test_a_cross_origin_401_lets_the_page_read_why(client: TestClient, alice: Caller) -> None:
+    """`WWW-Authenticate` is exposed, so a page tells an expired token from a missing one."""
+    response = client.get(
+        alice.tasks, headers={"Origin": FRONTEND, "Authorization": "Bearer not-a-jwt"}
+    )
+
+    assert response.status_code == 401
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    exposed = {
+        h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")
+    }
+    assert {"www-authenticate", "x-request-id", "retry-after"} <= exposed
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
 @pytest.mark.spec("SC-008")
 @pytest.mark.parametrize("suffix", ["/", ""])
 def test_trailing_slash_works_without_redirect(
@@ -126,12 +161,33 @@ def test_an_unhandled_error_is_a_plain_500_with_the_trace_only_in_the_log(
         TestClient(app, raise_server_exceptions=False) as client,
         caplog.at_level(logging.ERROR, logger="backend"),
     ):
-        response = client.get("/boom")
+        response = client.get("/boom", headers={"Origin": FRONTEND, "X-Request-ID": "req-500-1"})
 
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
     assert "secret-internal-state" not in response.text
     assert "RuntimeError: secret-internal-state" in caplog.text
+    # The 500 is made inside CORS and the request log (FR-016, FR-017).
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert response.headers["X-Request-ID"] == "req-500-1"
+    assert "request id req-500-1" in caplog.text
+
+
+@pytest.mark.spec("FR-016", "SC-008")
+def test_a_500_from_a_request_racing_shutdown_carries_cors_headers(
+    make_client: Callable[..., TestClient], alice: Caller
+) -> None:
+    """A genuine unhandled error: a request reaching the app after its database was closed
+    (shutdown under way). The browser must still be allowed to read the JSON `detail`."""
+    client = make_client()
+    client.app.state.database.close()  # type: ignore[attr-defined]
+
+    response = client.get(alice.tasks, headers={**alice.headers, "Origin": FRONTEND})
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
 
 
 @pytest.mark.spec("A-7", "FR-018")

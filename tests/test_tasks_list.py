@@ -49,6 +49,11 @@ def test_default_order_is_newest_first_ties_by_id(client: TestClient, alice: Cal
         ("status=pending", {"open"}),
         ("status=COMPLETED", {"done"}),
         ("status=Pending", {"open"}),
+        # Synonyms real frontends send (US-2.3).
+        ("status=incomplete", {"open"}),
+        ("status=Active", {"open"}),
+        ("status=todo", {"open"}),
+        ("status=DONE", {"done"}),
         ("completed=true", {"done"}),
         ("completed=false", {"open"}),
     ],
@@ -138,7 +143,8 @@ def test_default_page_is_100_and_max_limit_is_1000(client: TestClient, alice: Ca
 @pytest.mark.parametrize(
     "query",
     [
-        "status=done",
+        "status=finished",
+        "status=",
         "completed=maybe",
         "sort=priority",
         "order=up",
@@ -146,6 +152,7 @@ def test_default_page_is_100_and_max_limit_is_1000(client: TestClient, alice: Ca
         "limit=-1",
         "limit=abc",
         "offset=-1",
+        f"offset={2**63}",
         "skip=x",
         "search=" + "x" * 201,
     ],

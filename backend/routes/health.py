@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.dependencies import DatabaseDep
-from backend.errors import DB_RETRY_AFTER_SECONDS
+from backend.errors import DB_RETRY_AFTER_SECONDS, ERROR_RESPONSES, RETRY_AFTER_HEADER
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +24,16 @@ def _ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
-@router.get("/health", responses={503: {"model": Health}})
+@router.get(
+    "/health",
+    operation_id="health",
+    # No token: an explicit empty `security`, so generators and linters know it is public.
+    openapi_extra={"security": []},
+    responses={
+        405: ERROR_RESPONSES[405],
+        503: {"model": Health, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
+    },
+)
 async def health(db: DatabaseDep, response: Response) -> Health:
     try:
         await db.run(_ping)

@@ -7,10 +7,12 @@ scoped to that user.
 """
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
+from pydantic import BeforeValidator, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import RowMapping
 
 from backend import crud
@@ -20,38 +22,73 @@ from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate,
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
+TOTAL_COUNT_HEADER = {
+    "description": "Number of matching tasks before paging",
+    "schema": {"type": "integer"},
+}
+LOCATION_HEADER = {"description": "URL of the new task", "schema": {"type": "string"}}
+
 MAX_ID = 2**63 - 1
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id (64-bit, positive)")]
-SORT_PATTERN = r"(?i)^(created|updated|title|created_at|updated_at)$"
-ORDER_PATTERN = r"(?i)^(asc|desc)$"
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Literal enums, not regex patterns: client generators turn them into literal unions (a Python
+# `(?i)` pattern is not an ECMAScript regex, and broke zod schemas). Input is lower-cased first,
+# so any case is still accepted; the schema lists the lower-case values.
+StatusFilter = Annotated[
+    Literal["all", "pending", "completed", "incomplete", "active", "todo", "done"],
+    BeforeValidator(_lower),
+]
+SortKey = Annotated[
+    Literal["created", "updated", "title", "created_at", "updated_at"], BeforeValidator(_lower)
+]
+SortOrder = Annotated[Literal["asc", "desc"], BeforeValidator(_lower)]
+# Optional query values: `None` means "not sent", and is kept out of the schema, since a query
+# string cannot carry a null (generated types would otherwise read `string | null`).
+Absent = SkipJsonSchema[None]
+Offset = Annotated[int, Field(ge=0, le=MAX_ID)]  # on the type: a union would lose the bounds
+COMPLETED_BY_STATUS: dict[str, bool | None] = {
+    "all": None,
+    "pending": False,
+    "incomplete": False,
+    "active": False,
+    "todo": False,
+    "completed": True,
+    "done": True,
+}
 
 
 async def list_query(
     status_: Annotated[
-        str | None,
-        Query(alias="status", pattern=r"(?i)^(all|pending|completed)$", description="any case"),
+        StatusFilter | Absent,
+        Query(
+            alias="status",
+            description="Any case; `incomplete`, `active`, `todo` = pending, `done` = completed",
+        ),
     ] = None,
-    completed: Annotated[bool | None, Query(description="Alias of status")] = None,
+    completed: Annotated[bool | Absent, Query(description="Alias of status")] = None,
     search: Annotated[
-        str | None, Query(max_length=200, description="Title or description contains (any case)")
+        str | Absent, Query(max_length=200, description="Title or description contains (any case)")
     ] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Alias of search")] = None,
-    sort: Annotated[str | None, Query(pattern=SORT_PATTERN)] = None,
-    sort_by: Annotated[str | None, Query(pattern=SORT_PATTERN, description="Alias of sort")] = None,
-    order: Annotated[str | None, Query(pattern=ORDER_PATTERN)] = None,
-    sort_order: Annotated[
-        str | None, Query(pattern=ORDER_PATTERN, description="Alias of order")
-    ] = None,
+    q: Annotated[str | Absent, Query(max_length=200, description="Alias of search")] = None,
+    sort: Annotated[SortKey | Absent, Query(description="Any case")] = None,
+    sort_by: Annotated[SortKey | Absent, Query(description="Alias of sort")] = None,
+    order: Annotated[SortOrder | Absent, Query(description="Any case")] = None,
+    sort_order: Annotated[SortOrder | Absent, Query(description="Alias of order")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-    skip: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Alias of offset")] = None,
+    offset: Annotated[Offset | Absent, Query()] = None,
+    skip: Annotated[Offset | Absent, Query(description="Alias of offset")] = None,
 ) -> crud.ListQuery:
     """Filter, search, sort and paging parameters, with the aliases frontends use (US-2.3).
 
     `async` because it does no I/O: a plain `def` would cost a thread-pool hop per list call.
     """
     if status_ is not None:
-        completed = {"all": None, "pending": False, "completed": True}[status_.lower()]
+        completed = COMPLETED_BY_STATUS[status_]
     text = search if search is not None else q
     if text:
         try:
@@ -61,8 +98,8 @@ async def list_query(
     return crud.ListQuery(
         completed=completed,
         search=text or None,
-        sort=(sort or sort_by or "created").lower().removesuffix("_at"),
-        descending=(order or sort_order or "desc").lower() == "desc",
+        sort=(sort or sort_by or "created").removesuffix("_at"),
+        descending=(order or sort_order or "desc") == "desc",
         limit=limit,
         offset=offset if offset is not None else (skip or 0),
     )
@@ -78,7 +115,8 @@ def _found(row: RowMapping | None) -> RowMapping:
     "",
     response_model=list[TaskPublic],
     summary="List my tasks",
-    responses={200: {"headers": {"X-Total-Count": {"schema": {"type": "integer"}}}}},
+    operation_id="listTasks",
+    responses={200: {"headers": {"X-Total-Count": TOTAL_COUNT_HEADER}}},
 )
 async def list_tasks(
     user_id: OwnedUserId,
@@ -97,7 +135,8 @@ async def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     summary="Create a task",
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    operation_id="createTask",
+    responses={201: {"headers": {"Location": LOCATION_HEADER}}},
 )
 async def create_task(
     user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep, response: Response
@@ -108,17 +147,30 @@ async def create_task(
     return row
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Get a task")
+@router.get(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses=NOT_FOUND,
+    summary="Get a task",
+    operation_id="getTask",
+)
 async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> RowMapping:
     return _found(await db.run(crud.get_task, user_id, task_id))
 
 
-@router.put("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Update a task")
+@router.put(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses=NOT_FOUND,
+    summary="Update a task",
+    operation_id="updateTask",
+)
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
     responses=NOT_FOUND,
     summary="Update a task (alias of PUT)",
+    operation_id="patchTask",
 )
 async def update_task(
     user_id: OwnedUserId, task_id: TaskId, changes: TaskUpdate, db: DatabaseDep
@@ -133,6 +185,7 @@ async def update_task(
     response_model=TaskPublic,
     responses=NOT_FOUND,
     summary="Toggle completion",
+    operation_id="toggleTask",
 )
 async def toggle_completion(
     user_id: OwnedUserId,
@@ -152,6 +205,7 @@ async def toggle_completion(
     response_class=Response,
     responses=NOT_FOUND,
     summary="Delete a task",
+    operation_id="deleteTask",
 )
 async def delete_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Response:
     _found(await db.run(crud.delete_task, user_id, task_id))

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -156,6 +157,68 @@ def test_huge_or_many_headers_are_refused_never_a_5xx(live_backend: Server) -> N
     report("Header limits (uvicorn)", len(cases) + 1, len(failures) + (normal.status_code != 200))
     assert not failures, failures
     assert normal.status_code == 200
+
+
+@dataclass
+class Attack:
+    """What the sender of an oversized head saw."""
+
+    sent: int = 0
+    seconds: float = 0.0
+    answer: bytes = b""
+    under_way: threading.Event = field(default_factory=threading.Event)
+
+
+def send_huge_head(port: int, size: int, attack: Attack) -> None:
+    """Stream a `size`-byte header value in 1 MiB writes, as fast as the server takes it."""
+    chunk = b"a" * (1 << 20)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            while attack.sent < size:
+                sock.sendall(chunk)
+                attack.sent += len(chunk)
+                attack.under_way.set()
+            sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass  # the server closed the connection on us: refused
+        finally:
+            attack.under_way.set()
+        with contextlib.suppress(OSError):
+            attack.answer = sock.recv(4096)
+    attack.seconds = time.monotonic() - started
+
+
+@pytest.mark.spec("EC-2", "SC-009", "SC-001")
+def test_an_80_mb_header_block_is_cut_off_early_and_stalls_no_one(live_backend: Server) -> None:
+    """`python -m backend` (h11, 128 KiB head limit): an 80 MB head is refused while it streams
+    in, and other clients keep answering meanwhile. (Under uvicorn's default httptools parser
+    the whole 80 MB was read, others waited 4-7 s, and the 431 came after 8-10 s.)"""
+    size = 80 * 1024 * 1024
+    attack = Attack()
+    sender = threading.Thread(target=send_huge_head, args=(port_of(live_backend), size, attack))
+    latencies = []
+    with httpx.Client(base_url=live_backend.url, timeout=30) as http:
+        http.get("/health")  # connected before the attack starts
+        sender.start()
+        attack.under_way.wait(10)
+        while sender.is_alive() or len(latencies) < 5:
+            started = time.monotonic()
+            assert http.get("/health").status_code == 200
+            latencies.append(time.monotonic() - started)
+        sender.join()
+    report(
+        "80 MB header block",
+        1 + len(latencies),
+        (attack.sent >= size) + sum(latency > 1.0 for latency in latencies),
+        f"refused after {attack.sent / 2**20:.0f} MiB sent, {attack.seconds * 1000:.0f} ms; "
+        f"{len(latencies)} other requests meanwhile, slowest {max(latencies) * 1000:.0f} ms",
+    )
+    assert attack.sent < size, "the server read the whole 80 MB head"
+    assert attack.seconds < 2.0
+    assert attack.answer == b"" or 400 <= (status_of(attack.answer) or 0) < 500
+    assert max(latencies) < 1.0
 
 
 # --- slow clients (real server) -------------------------------------------------------------
