@@ -12,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
-from helpers import Caller, create
+from helpers import AUTH_URL, Caller, create
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -23,6 +23,7 @@ from backend.db import normalize_url
 from backend.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
+FRONTEND = AUTH_URL  # the frontend origin of the apps these tests build themselves
 
 
 @pytest.mark.spec("FR-016", "A-6", "SC-008")
@@ -118,14 +119,16 @@ def test_405_allow_lists_every_method_of_the_path(
 
 
 @pytest.mark.spec("FR-016", "SC-008")
-def test_a_cross_origin_401_lets_the_page_read_why(client: TestClient, alice: Caller) -> None:
+def test_a_cross_origin_401_lets_the_page_read_why(
+    client: TestClient, alice: Caller, origin: str
+) -> None:
     """`WWW-Authenticate` is exposed, so a page tells an expired token from a missing one."""
     response = client.get(
-        alice.tasks, headers={"Origin": FRONTEND, "Authorization": "Bearer not-a-jwt"}
+        alice.tasks, headers={"Origin": origin, "Authorization": "Bearer not-a-jwt"}
     )
 
     assert response.status_code == 401
-    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert response.headers["Access-Control-Allow-Origin"] == origin
     exposed = {
         h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")
     }
