@@ -11,10 +11,13 @@ What Neon does to connections, and the answer to each:
   accepting): `Database.run` gives every call a deadline, `DB_STATEMENT_TIMEOUT_SECONDS`, counted
   from the moment a connection is in hand (connecting is bounded by `DB_CONNECT_TIMEOUT_SECONDS`,
   so a Neon cold start stays a slow success). Past it the request gets 503 at once and the
-  statement is cancelled on the server with psycopg2's `connection.cancel()`: a cancel request on
-  a connection of its own, which PgBouncer forwards, so it works through Neon's pooler — unlike a
+  statement is cancelled on the server with libpq's `PQcancel`: a cancel request on a connection
+  of its own, which PgBouncer forwards, so it works through Neon's pooler — unlike a
   `statement_timeout` startup option, which the pooler refuses, or a `SET`, which would cost a
   round trip. The connection is then discarded, never reused (the cancel may still be on its way).
+  `PQcancel` is called through ctypes, not psycopg2's `connection.cancel()`: psycopg2 holds the
+  GIL while it waits, so on a dead network one cancel would freeze the whole process (seen here:
+  every thread and the event loop stuck behind one cancel to a stalled server).
   If the network itself is dead the cancel cannot arrive: the answer still comes at the deadline,
   and the thread stays blocked (holding its admission slot, so admission stays bounded) until TCP
   gives up on the socket (`tcp_user_timeout`, keepalives: tens of seconds).
@@ -34,6 +37,7 @@ What Neon does to connections, and the answer to each:
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import select
 import threading
@@ -44,6 +48,7 @@ from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg2
+import psycopg2._psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError, SQLAlchemyError
@@ -65,12 +70,26 @@ _TCP_OPTIONS = {
 }
 _IDLE_SINCE = "todo_idle_since"
 
+# libpq's cancel API, resolved through psycopg2's own extension module so that it is the very libpq
+# psycopg2 is linked with (dlsym searches a library's dependencies). ctypes releases the GIL.
+_libpq = ctypes.CDLL(psycopg2._psycopg.__file__)
+_libpq.PQgetCancel.argtypes = [ctypes.c_void_p]
+_libpq.PQgetCancel.restype = ctypes.c_void_p
+_libpq.PQfreeCancel.argtypes = [ctypes.c_void_p]
+_libpq.PQfreeCancel.restype = None
+_libpq.PQcancel.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+_libpq.PQcancel.restype = ctypes.c_int
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class StatementTimeoutError(SQLAlchemyError):
     """A statement outlived `DB_STATEMENT_TIMEOUT_SECONDS` and was cancelled: a 503."""
+
+
+class DatabaseUnreachableError(SQLAlchemyError):
+    """No connection within the connect timeout (the migration's one-line start-up error)."""
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -111,19 +130,41 @@ class _Call:
     `lock` orders the two: the watchdog marks the call expired, and takes the connection to cancel,
     only while the thread still holds that connection; the thread, returning the connection, sees
     the mark and invalidates it, so a cancel still on its way can never hit the statement of the
-    next request on a reused connection.
+    next request on a reused connection. `cancel` (libpq's `PGcancel`, made at checkout by the
+    thread that owns the connection) belongs to whoever takes it: the watchdog, to cancel, or the
+    thread at checkin, to free it.
     """
 
-    __slots__ = ("connection", "expired", "lock", "refused", "rerunnable", "since", "watch")
+    __slots__ = ("cancel", "expired", "lock", "refused", "rerunnable", "since", "watch")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.connection: Any = None  # the psycopg2 connection while checked out
+        self.cancel: int | None = None  # PGcancel* for the checked-out connection
         self.since = 0.0  # when it was checked out (time.monotonic)
         self.expired = False
         self.rerunnable = False  # the last failure proves a rerun is safe
         self.refused = 0  # connections the checkout found closed
         self.watch: asyncio.TimerHandle | None = None
+
+    def hold(self, dbapi_connection: Any) -> None:
+        """A connection is in hand: the deadline's clock starts (unless the caller left)."""
+        handle = _libpq.PQgetCancel(dbapi_connection.pgconn_ptr)
+        with self.lock:
+            expired = self.expired
+            if not expired:
+                self.cancel, self.since = handle, time.monotonic()
+        if expired:  # e.g. a ping outlived the deadline: run nothing after the 503
+            _libpq.PQfreeCancel(handle)
+            raise StatementTimeoutError("the caller stopped waiting")
+
+    def release(self) -> bool:
+        """The connection goes back: free the cancel handle; True if the call expired meanwhile."""
+        with self.lock:
+            handle, self.cancel = self.cancel, None
+            expired = self.expired
+        if handle is not None:
+            _libpq.PQfreeCancel(handle)
+        return expired
 
 
 _current = threading.local()  # `.call`: the `_Call` the database thread is running
@@ -145,8 +186,7 @@ class _Guard:
         """Hand out only a live connection; start the deadline's clock (a ping counts in it)."""
         call = _current_call()
         if call is not None:
-            with call.lock:
-                call.connection, call.since = dbapi_connection, time.monotonic()
+            call.hold(dbapi_connection)
         if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
             self._refuse(call, "connection closed by the server while idle")
         idle_since = record.info.get(_IDLE_SINCE)
@@ -161,8 +201,7 @@ class _Guard:
     def _refuse(call: _Call | None, reason: str) -> None:
         """The pool discards the connection and checks out a freshly opened one instead."""
         if call is not None:
-            with call.lock:
-                call.connection = None
+            call.release()
             call.refused += 1
         raise DisconnectionError(reason)
 
@@ -171,12 +210,7 @@ class _Guard:
         """Note when the connection went idle; discard it if its statement was cancelled."""
         record.info[_IDLE_SINCE] = time.monotonic()
         call = _current_call()
-        if call is None:
-            return
-        with call.lock:
-            call.connection = None
-            expired = call.expired
-        if expired:
+        if call is not None and call.release():
             record.invalidate()
 
     @staticmethod
@@ -225,12 +259,14 @@ def _run_call(call: _Call, work: Callable[[], T]) -> T:
         _current.call = None
 
 
-def _cancel(connection: Any) -> None:
+def _cancel(handle: int) -> None:
     """Ask the server to cancel the running statement (blocks: it opens a connection)."""
+    reason = ctypes.create_string_buffer(256)
     try:
-        connection.cancel()
-    except psycopg2.Error as failure:
-        logger.warning("could not cancel a statement past its deadline: %s", type(failure).__name__)
+        if not _libpq.PQcancel(handle, reason, len(reason)):
+            logger.warning("could not cancel a statement past its deadline: %s", reason.value)
+    finally:
+        _libpq.PQfreeCancel(handle)
 
 
 class Database:
@@ -293,15 +329,17 @@ class Database:
         if job.done():
             return
         with state.lock:
-            connection = state.connection
+            handle = state.cancel
             left = self._deadline
-            if connection is not None:  # else still connecting: bounded by the connect timeout
+            if handle is not None:  # else still connecting: bounded by the connect timeout
                 left = state.since + self._deadline - time.monotonic()
-                state.expired = left <= 0
+                if left <= 0:
+                    state.expired, state.cancel = True, None
         if left > 0:
             state.watch = answer.get_loop().call_later(left, self._watch, state, job, answer)
             return
-        self._cancels.submit(_cancel, connection)
+        assert handle is not None
+        self._cancels.submit(_cancel, handle)
         answer.cancel()
 
     def _release_later(self, loop: asyncio.AbstractEventLoop, _job: "Future[Any]") -> None:
