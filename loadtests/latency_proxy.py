@@ -13,7 +13,8 @@ It also plays the parts of Neon that break connections, for the failure tests:
   through the delay like any byte), and the next new connection waits `wake_ms` (Neon's cold
   start, 0.5-3 s) before it reaches the server.
 - `idle_close`: seconds after which the server hangs up a connection that carried no byte either
-  way (`idle_session_timeout`, a pooler's idle timeout); 0 hangs up right after each answer.
+  way (`idle_session_timeout`, a pooler's idle timeout); 0 hangs up right after each answer
+  (each PostgreSQL ReadyForQuery, the handshake's included).
   A request sent while that close is travelling meets a connection that is already gone.
 - `stall()`: the network or compute stops answering: every byte is held forever and new
   connections are accepted but never answered.
@@ -42,7 +43,8 @@ class LatencyProxy:
         self.delay = delay_ms / 2000.0
         self.port = port
         self.wake = wake_ms / 1000.0
-        self.idle_close: float | None = None
+        self._idle_close: float | None = None
+        self._idle_close_set: asyncio.Event | None = None
         self._stalled = False
         self._asleep = False
         self._awake_at: float | None = None
@@ -72,6 +74,16 @@ class LatencyProxy:
             self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(timeout)
         self._thread = None
+
+    @property
+    def idle_close(self) -> float | None:
+        return self._idle_close
+
+    @idle_close.setter
+    def idle_close(self, seconds: float | None) -> None:
+        self._idle_close = seconds
+        if self._loop is not None and self._idle_close_set is not None:
+            self._loop.call_soon_threadsafe(self._idle_close_set.set)
 
     def suspend(self) -> None:
         """Close every connection from the server's side; later connections wait `wake_ms`."""
@@ -106,6 +118,7 @@ class LatencyProxy:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._idle_close_set = asyncio.Event()
         connections: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,11 +197,16 @@ class LatencyProxy:
 
     async def _close_when_idle(self, link: "_Link") -> None:
         loop = asyncio.get_running_loop()
+        assert self._idle_close_set is not None
         while True:
-            if self.idle_close is None:
-                await asyncio.sleep(0.05)  # may be switched on at any time
+            if self._idle_close is None:
+                self._idle_close_set.clear()
+                await self._idle_close_set.wait()  # switched on from the test's thread
                 continue
-            left = link.last + self.idle_close - loop.time()
+            if not link.awaiting_query:
+                await asyncio.sleep(0.01)
+                continue
+            left = link.last + self._idle_close - loop.time()
             if left <= 0:
                 link.hang_up()
                 return
@@ -209,6 +227,7 @@ class LatencyProxy:
             try:
                 while chunk := await reader.read(_CHUNK):
                     link.last = loop.time()
+                    link.awaiting_query = to_client and _ends_an_answer(chunk)
                     due.put_nowait((loop.time() + self.delay, chunk))
             except OSError:
                 pass  # reset by the peer: ends like an EOF
@@ -227,7 +246,7 @@ class LatencyProxy:
                     break
                 writer.write(chunk)
                 await writer.drain()
-                if to_client and self.idle_close == 0:
+                if to_client and self.idle_close == 0 and _ends_an_answer(chunk):
                     link.hang_up()  # the close follows the answer in the same breath
                     break
             if writer.can_write_eof():
@@ -236,12 +255,19 @@ class LatencyProxy:
             receiving.cancel()
 
 
+def _ends_an_answer(chunk: bytes) -> bool:
+    """The chunk ends with PostgreSQL's ReadyForQuery: the server is idle, awaiting a query."""
+    return chunk[-6:-1] == b"Z\x00\x00\x00\x05"
+
+
 class _Link:
-    """One proxied connection: when it last carried a byte, and the server's end of it."""
+    """One proxied connection: when it last carried a byte, whether the server then sat idle
+    awaiting a query (only then do servers time a connection out), and the server's end of it."""
 
     def __init__(self, server_writer: asyncio.StreamWriter) -> None:
         self.server_writer = server_writer
         self.last = asyncio.get_running_loop().time()
+        self.awaiting_query = False
 
     def hang_up(self) -> None:
         """The server closes: its end goes, and the EOF travels to the client with the delay."""
