@@ -6,6 +6,9 @@ Neon accepts only TLS connections, authenticates with SCRAM-SHA-256 (its console
 binaries (`.ci/run` installs them): a throw-away cluster whose `pg_hba.conf` has one `hostssl`
 line, a self-signed certificate made here with `cryptography`, and a password. Without the
 binaries the tests that need it skip, except under `CI=true`, where they fail.
+
+Also the measuring helpers of the Neon failure tests, and the locked-row case they share with the
+PgBouncer tests (a statement that would wait forever, which the deadline must cancel).
 """
 
 import datetime
@@ -15,10 +18,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -26,9 +33,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi.testclient import TestClient
+from hardening_support import report
+from helpers import Caller
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from devtools.servers import free_port
 
+DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in the failure tests (default 1.5)
 ROLE = "neondb_owner"
 DATABASE = "neondb"
 ENDPOINT = "ep-cool-darkness-123456"  # the form of Neon's endpoint ids
@@ -166,3 +179,88 @@ def tls_postgres(bin_dir: Path) -> Iterator[TlsPostgres]:
                 timeout=60,
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def timed(client: TestClient, method: str, url: str, **kwargs: Any) -> tuple[int, float]:
+    started = time.monotonic()
+    response = client.request(method, url, **kwargs)
+    elapsed = time.monotonic() - started
+    if response.status_code == 503:
+        assert response.headers["retry-after"].isdigit()
+        assert isinstance(response.json()["detail"], str)
+    return response.status_code, elapsed
+
+
+def summary(statuses: list[int | None], worst: float) -> str:
+    counts = Counter("no answer" if s is None else str(s) for s in statuses)
+    return ", ".join(f"{n}x {s}" for s, n in sorted(counts.items())) + f"; worst {worst:.2f} s"
+
+
+# --- a statement that would run forever: a locked row ------------------------------------------
+
+
+def lock_row(db_engine: Engine, task_id: int, hold: float) -> Callable[[], None]:
+    """Lock the task's row in another session; released after `hold` s or by the returned call."""
+    connection = db_engine.connect().execution_options(isolation_level="READ COMMITTED")
+    transaction = connection.begin()  # the engine is in autocommit: a real transaction here
+    connection.execute(text("SELECT id FROM task WHERE id = :id FOR UPDATE"), {"id": task_id})
+    released = threading.Lock()
+
+    def release() -> None:
+        if released.acquire(blocking=False):
+            transaction.rollback()
+            connection.close()
+
+    threading.Timer(hold, release).start()
+    return release
+
+
+def running_statements(db_engine: Engine, like: str) -> int:
+    with db_engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND query LIKE :like AND pid <> pg_backend_pid()"
+                ),
+                {"like": like},
+            ).scalar_one()
+        )
+
+
+def assert_cancelled_on_server(db_engine: Engine, like: str) -> float:
+    """The statement is gone from the server (cancelled, not merely abandoned): how fast."""
+    started = time.monotonic()
+    while running_statements(db_engine, like):
+        assert time.monotonic() - started < 2, f"{like!r} still runs on the server"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def run_locked_row_case(client: TestClient, db_engine: Engine, caller: Caller, group: str) -> None:
+    task = client.post(caller.tasks, json={"title": "locked"}, headers=caller.headers).json()
+    release = lock_row(db_engine, task["id"], hold=3.0)
+    try:
+        status, elapsed = timed(
+            client, "PATCH", caller.task(task["id"]) + "/complete", headers=caller.headers
+        )
+        still_running = running_statements(db_engine, "UPDATE task%")
+        gone_after = assert_cancelled_on_server(db_engine, "UPDATE task%") if status == 503 else 0.0
+    finally:
+        release()
+    after = client.get(caller.task(task["id"]), headers=caller.headers)
+    report(
+        group,
+        2,
+        int(status != 503) + int(after.status_code != 200),
+        f"row locked 3 s: {summary([status], elapsed)} (deadline {DEADLINE} s); the UPDATE "
+        f"left the server {gone_after * 1000:.0f} ms after the answer",
+    )
+    assert status == 503, f"{status} after {elapsed:.2f} s"
+    assert elapsed < DEADLINE + 0.5
+    assert still_running <= 1
+    assert after.status_code == 200
+    assert after.json()["completed"] is False  # the cancelled toggle changed nothing

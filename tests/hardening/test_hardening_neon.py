@@ -14,9 +14,7 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -26,7 +24,16 @@ import pytest
 from fastapi.testclient import TestClient
 from hardening_support import report, url_string
 from helpers import AUTH_URL, SECRET, Caller, count_tasks
-from neon_support import NEON_HOST, NEON_POOLER_HOST, TlsPostgres, require_postgres_bin_dir
+from neon_support import (
+    DEADLINE,
+    NEON_HOST,
+    NEON_POOLER_HOST,
+    TlsPostgres,
+    require_postgres_bin_dir,
+    run_locked_row_case,
+    summary,
+    timed,
+)
 from neon_support import tls_postgres as start_tls_postgres
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
@@ -36,7 +43,6 @@ from backend.config import Settings
 from backend.main import create_app
 from loadtests.latency_proxy import LatencyProxy
 
-DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in these tests (default 1.5)
 CONNECT_TIMEOUT = 2  # libpq's least
 ROOT = Path(__file__).parent.parent.parent
 
@@ -95,86 +101,7 @@ def engine_of(client: TestClient) -> Engine:
     return client.app.state.database.engine  # type: ignore[attr-defined,no-any-return]
 
 
-def timed(client: TestClient, method: str, url: str, **kwargs: Any) -> tuple[int, float]:
-    started = time.monotonic()
-    response = client.request(method, url, **kwargs)
-    elapsed = time.monotonic() - started
-    if response.status_code == 503:
-        assert response.headers["retry-after"].isdigit()
-        assert isinstance(response.json()["detail"], str)
-    return response.status_code, elapsed
-
-
-def summary(statuses: list[int | None], worst: float) -> str:
-    counts = Counter("no answer" if s is None else str(s) for s in statuses)
-    return ", ".join(f"{n}x {s}" for s, n in sorted(counts.items())) + f"; worst {worst:.2f} s"
-
-
 # --- 1. a statement that never ends ----------------------------------------------------------
-
-
-def lock_row(db_engine: Engine, task_id: int, hold: float) -> Callable[[], None]:
-    """Lock the task's row in another session; released after `hold` s or by the returned call."""
-    connection = db_engine.connect().execution_options(isolation_level="READ COMMITTED")
-    transaction = connection.begin()  # the engine is in autocommit: a real transaction here
-    connection.execute(text("SELECT id FROM task WHERE id = :id FOR UPDATE"), {"id": task_id})
-    released = threading.Lock()
-
-    def release() -> None:
-        if released.acquire(blocking=False):
-            transaction.rollback()
-            connection.close()
-
-    threading.Timer(hold, release).start()
-    return release
-
-
-def running_statements(db_engine: Engine, like: str) -> int:
-    with db_engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                    "AND query LIKE :like AND pid <> pg_backend_pid()"
-                ),
-                {"like": like},
-            ).scalar_one()
-        )
-
-
-def assert_cancelled_on_server(db_engine: Engine, like: str) -> float:
-    """The statement is gone from the server (cancelled, not merely abandoned): how fast."""
-    started = time.monotonic()
-    while running_statements(db_engine, like):
-        assert time.monotonic() - started < 2, f"{like!r} still runs on the server"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
-def run_locked_row_case(client: TestClient, db_engine: Engine, caller: Caller, group: str) -> None:
-    task = client.post(caller.tasks, json={"title": "locked"}, headers=caller.headers).json()
-    release = lock_row(db_engine, task["id"], hold=3.0)
-    try:
-        status, elapsed = timed(
-            client, "PATCH", caller.task(task["id"]) + "/complete", headers=caller.headers
-        )
-        still_running = running_statements(db_engine, "UPDATE task%")
-        gone_after = assert_cancelled_on_server(db_engine, "UPDATE task%") if status == 503 else 0.0
-    finally:
-        release()
-    after = client.get(caller.task(task["id"]), headers=caller.headers)
-    report(
-        group,
-        2,
-        int(status != 503) + int(after.status_code != 200),
-        f"row locked 3 s: {summary([status], elapsed)} (deadline {DEADLINE} s); the UPDATE "
-        f"left the server {gone_after * 1000:.0f} ms after the answer",
-    )
-    assert status == 503, f"{status} after {elapsed:.2f} s"
-    assert elapsed < DEADLINE + 0.5
-    assert still_running <= 1
-    assert after.status_code == 200
-    assert after.json()["completed"] is False  # the cancelled toggle changed nothing
 
 
 @pytest.mark.spec("SC-010", "SC-001", "EC-3")
