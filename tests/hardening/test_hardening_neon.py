@@ -222,6 +222,32 @@ def test_writes_after_a_lull_are_sent_on_a_checked_connection_exactly_once(
     assert stored == len(statuses) + 1  # each exactly once (and the warm-up)
 
 
+@pytest.mark.spec("EC-3", "SC-010", "US-1.1")
+def test_a_write_that_meets_a_closed_connection_is_never_sent_twice(
+    database_url: URL, app_on: Callable[..., TestClient], db_engine: Engine
+) -> None:
+    """Without the ping (a lull shorter than DB_PING_IDLE_SECONDS), a write that meets a close on
+    its way may fail, but is not rerun blindly: what was acknowledged is stored, exactly once."""
+    caller = Caller("inflight-honest-user-0123456789a")
+    with LatencyProxy(proxy_target(database_url), ROUND_TRIP_MS) as proxy:
+        client = app_on(via(proxy))
+
+        def create(i: int) -> tuple[int, float]:
+            body = {"title": f"write {i}"}
+            return timed(client, "POST", caller.tasks, json=body, headers=caller.headers)
+
+        statuses, worst = in_flight_close_case(client, proxy, create, 6)
+    stored = count_tasks(db_engine, caller.id) - 1  # less the warm-up
+    report(
+        "Idle connection closed in flight (writes, no ping)",
+        len(statuses),
+        int(stored != statuses.count(201)) + sum(s not in (201, 503) for s in statuses),
+        f"{summary(statuses, worst)}; {stored} stored",
+    )
+    assert set(statuses) <= {201, 503}
+    assert stored == statuses.count(201)
+
+
 # --- 3. more than 1024 open files -------------------------------------------------------------
 
 
