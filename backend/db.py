@@ -127,8 +127,8 @@ def create_db_engine(url: str | URL, settings: Settings) -> Engine:
 class _Call:
     """One `Database.run` call, as its watchdog (on the event loop) and its thread both see it.
 
-    `lock` orders the two: the watchdog marks the call expired, and takes the connection to cancel,
-    only while the thread still holds that connection; the thread, returning the connection, sees
+    `lock` orders the two: the watchdog marks the call expired, and takes the handle to cancel with,
+    only while the thread still holds its connection; the thread, returning the connection, sees
     the mark and invalidates it, so a cancel still on its way can never hit the statement of the
     next request on a reused connection. `cancel` (libpq's `PGcancel`, made at checkout by the
     thread that owns the connection) belongs to whoever takes it: the watchdog, to cancel, or the
@@ -246,7 +246,7 @@ def _run_call(call: _Call, work: Callable[[], T]) -> T:
         except DBAPIError as failure:
             if not (failure.connection_invalidated and call.rerunnable) or call.expired:
                 raise
-            logger.info("database connection closed under a read; rerunning it once")
+            logger.info("database connection lost before the statement ran; rerunning it once")
         except InvalidRequestError as failure:
             # SQLAlchemy's "This connection is closed": both checkout attempts found the
             # connection closed. An outage, not a bug: a 503 like any lost connection.
