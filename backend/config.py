@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=20, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    # Once a connection is in hand, no statement runs longer (SC-001 promises 2 s per call).
+    db_statement_timeout_seconds: float = Field(default=1.5, gt=0)
+    # A pooled connection idle longer than this is pinged before use (see backend/db.py).
+    db_ping_idle_seconds: float = Field(default=30.0, ge=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     embedded_db_dir: Path = Path(".data/postgres")
     migrate_on_startup: bool = True

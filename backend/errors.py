@@ -4,7 +4,8 @@
 - 422 adds `errors`: FastAPI's field errors reduced to `loc`, `msg`, `type` (the rejected input
   is not echoed back). An unauthenticated or foreign caller gets 401/403 instead: FastAPI parses
   JSON before dependencies run, and a 422 must not answer a caller the route would refuse.
-- A database that cannot be reached is a 503 with `Retry-After`, not a 500.
+- A database that cannot be reached, or a statement cancelled at its deadline, is a 503 with
+  `Retry-After`, not a 500.
 - Anything else is a plain 500; the trace goes to the server log only.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.db import StatementTimeoutError
 from backend.dependencies import authenticate, ensure_owner
 
 logger = logging.getLogger("backend")
@@ -134,6 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(PoolTimeoutError, database_unavailable)
     app.add_exception_handler(DisconnectionError, database_unavailable)
+    app.add_exception_handler(StatementTimeoutError, database_unavailable)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, internal_error)
 

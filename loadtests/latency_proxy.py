@@ -7,6 +7,18 @@ stamped when they arrive and released when due, so the delay adds latency withou
 throughput or reordering bytes. The target is a Unix socket path (the embedded PostgreSQL's
 `.s.PGSQL.5432`) or `host:port`.
 
+It also plays the parts of Neon that break connections, for the failure tests:
+
+- `suspend()`: the compute suspends: the server closes every open connection (the close travels
+  through the delay like any byte), and the next new connection waits `wake_ms` (Neon's cold
+  start, 0.5-3 s) before it reaches the server.
+- `idle_close`: seconds after which the server hangs up a connection that carried no byte either
+  way (`idle_session_timeout`, a pooler's idle timeout); 0 hangs up right after each answer
+  (each PostgreSQL ReadyForQuery, the handshake's included).
+  A request sent while that close is travelling meets a connection that is already gone.
+- `stall()`: the network or compute stops answering: every byte is held forever and new
+  connections are accepted but never answered.
+
 The proxy runs its own event loop in a background thread; `stop()` closes the listener and
 every connection and joins the thread. `python -m loadtests.latency_proxy TARGET DELAY_MS` runs
 one in the foreground until Ctrl-C.
@@ -26,10 +38,17 @@ _CHUNK = 64 * 1024
 class LatencyProxy:
     """Listens on 127.0.0.1:`port` (0: any free port) and forwards to `target` with a delay."""
 
-    def __init__(self, target: str, delay_ms: float, port: int = 0) -> None:
+    def __init__(self, target: str, delay_ms: float, port: int = 0, wake_ms: float = 0) -> None:
         self.target = target
         self.delay = delay_ms / 2000.0
         self.port = port
+        self.wake = wake_ms / 1000.0
+        self._idle_close: float | None = None
+        self._idle_close_set: asyncio.Event | None = None
+        self._stalled = False
+        self._asleep = False
+        self._awake_at: float | None = None
+        self._links: set[_Link] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -56,6 +75,25 @@ class LatencyProxy:
         self._thread.join(timeout)
         self._thread = None
 
+    @property
+    def idle_close(self) -> float | None:
+        return self._idle_close
+
+    @idle_close.setter
+    def idle_close(self, seconds: float | None) -> None:
+        self._idle_close = seconds
+        if self._loop is not None and self._idle_close_set is not None:
+            self._loop.call_soon_threadsafe(self._idle_close_set.set)
+
+    def suspend(self) -> None:
+        """Close every connection from the server's side; later connections wait `wake_ms`."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._suspend(), self._loop).result(10)
+
+    def stall(self) -> None:
+        """From now on hold every byte, on open and new connections alike, until `stop()`."""
+        self._stalled = True
+
     def __enter__(self) -> "LatencyProxy":
         self.start()
         return self
@@ -80,6 +118,7 @@ class LatencyProxy:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._idle_close_set = asyncio.Event()
         connections: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -109,23 +148,77 @@ class LatencyProxy:
         host, _, port = self.target.rpartition(":")
         return await asyncio.open_connection(host, int(port))
 
+    async def _suspend(self) -> None:
+        self._asleep, self._awake_at = True, None
+        for link in list(self._links):
+            link.hang_up()
+
+    async def _wake_up(self) -> None:
+        """A new connection to a suspended compute waits for it to wake (once for all)."""
+        if not self._asleep:
+            return
+        loop = asyncio.get_running_loop()
+        if self._awake_at is None:
+            self._awake_at = loop.time() + self.wake
+        await asyncio.sleep(self._awake_at - loop.time())
+        self._asleep = False
+
+    async def _hold_if_stalled(self) -> None:
+        if self._stalled:
+            await asyncio.Event().wait()  # until stop() cancels the connection
+
     async def _relay(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
         server_writer: asyncio.StreamWriter | None = None
+        link: _Link | None = None
+        watcher: asyncio.Task[None] | None = None
         try:
+            await self._hold_if_stalled()
+            await self._wake_up()
             server_reader, server_writer = await self._open_target()
+            link = _Link(server_writer)
+            self._links.add(link)
+            watcher = asyncio.create_task(self._close_when_idle(link))
             await asyncio.gather(
-                self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
+                self._pipe(client_reader, server_writer, link),
+                self._pipe(server_reader, client_writer, link, to_client=True),
             )
         except (OSError, asyncio.IncompleteReadError):
             pass  # either side went away: close both
         finally:
+            if watcher is not None:
+                watcher.cancel()
+            if link is not None:
+                self._links.discard(link)
             for writer in (client_writer, server_writer):
                 if writer is not None:
                     writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _close_when_idle(self, link: "_Link") -> None:
+        loop = asyncio.get_running_loop()
+        assert self._idle_close_set is not None
+        while True:
+            if self._idle_close is None:
+                self._idle_close_set.clear()
+                await self._idle_close_set.wait()  # switched on from the test's thread
+                continue
+            if not link.awaiting_query:
+                await asyncio.sleep(0.01)
+                continue
+            left = link.last + self._idle_close - loop.time()
+            if left <= 0:
+                link.hang_up()
+                return
+            await asyncio.sleep(min(left, 0.05))
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: "_Link",
+        to_client: bool = False,
+    ) -> None:
         """Copy `reader` to `writer`, releasing each chunk `self.delay` after it arrived."""
         due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -133,6 +226,8 @@ class LatencyProxy:
         async def receive() -> None:
             try:
                 while chunk := await reader.read(_CHUNK):
+                    link.last = loop.time()
+                    link.awaiting_query = to_client and _ends_an_answer(chunk)
                     due.put_nowait((loop.time() + self.delay, chunk))
             except OSError:
                 pass  # reset by the peer: ends like an EOF
@@ -146,14 +241,37 @@ class LatencyProxy:
                 wait = deadline - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                await self._hold_if_stalled()
                 if not chunk:
                     break
                 writer.write(chunk)
                 await writer.drain()
+                if to_client and self.idle_close == 0 and _ends_an_answer(chunk):
+                    link.hang_up()  # the close follows the answer in the same breath
+                    break
             if writer.can_write_eof():
                 writer.write_eof()
         finally:
             receiving.cancel()
+
+
+def _ends_an_answer(chunk: bytes) -> bool:
+    """The chunk ends with PostgreSQL's ReadyForQuery: the server is idle, awaiting a query."""
+    return chunk[-6:-1] == b"Z\x00\x00\x00\x05"
+
+
+class _Link:
+    """One proxied connection: when it last carried a byte, whether the server then sat idle
+    awaiting a query (only then do servers time a connection out), and the server's end of it."""
+
+    def __init__(self, server_writer: asyncio.StreamWriter) -> None:
+        self.server_writer = server_writer
+        self.last = asyncio.get_running_loop().time()
+        self.awaiting_query = False
+
+    def hang_up(self) -> None:
+        """The server closes: its end goes, and the EOF travels to the client with the delay."""
+        self.server_writer.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,8 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("target", help="Unix socket path or host:port")
     parser.add_argument("delay_ms", type=float, help="added per round trip")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--idle-close", type=float, help="hang up after this many idle seconds")
     args = parser.parse_args(argv)
     with LatencyProxy(args.target, args.delay_ms, args.port) as proxy:
+        proxy.idle_close = args.idle_close
         print(f"127.0.0.1:{proxy.port} -> {args.target} (+{args.delay_ms:g} ms per round trip)")
         with contextlib.suppress(KeyboardInterrupt):
             while True:

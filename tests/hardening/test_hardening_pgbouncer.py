@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hardening_support import HTTPResponse, PgBouncer, pgbouncer, pgbouncer_binary, report
 from helpers import AUTH_URL, SECRET, Caller
-from sqlalchemy.engine import URL
+from neon_support import DEADLINE, ENDPOINT, run_locked_row_case
+from sqlalchemy.engine import URL, Engine
 
 from backend.config import Settings
 from backend.main import create_app
@@ -115,3 +116,23 @@ def test_every_endpoint_works_through_pgbouncer_in_transaction_mode(
     assert not wrong, "\n".join(wrong)
     assert len(final) == 2 + 30
     assert "login attempt: db=postgres" in bouncer.log.read_text(errors="replace")
+
+
+@pytest.mark.spec("A-1", "SC-010", "EC-3")
+def test_the_statement_deadline_cancels_on_the_server_through_pgbouncer(
+    bouncer: PgBouncer, clean_db: None, db_engine: Engine
+) -> None:
+    """Neon's pooler refuses a `statement_timeout` startup option, so the deadline must not need
+    one: a cancel request goes through PgBouncer to the server. The URL is Neon's form for clients
+    without SNI (`options=endpoint%3D…`), which the pooler consumes, as PgBouncer does here."""
+    settings = Settings(
+        _env_file=None,
+        better_auth_secret=SECRET,
+        better_auth_url=AUTH_URL,
+        neon_database_url=f"{bouncer.url}?options=endpoint%3D{ENDPOINT}",
+        migrate_on_startup=False,
+        db_statement_timeout_seconds=DEADLINE,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        caller = Caller("pooled-deadline-user-0123456789ab")
+        run_locked_row_case(client, db_engine, caller, "Locked row through PgBouncer")
