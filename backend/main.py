@@ -35,7 +35,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     url = await run_in_threadpool(resolve_database_url, settings)
     if settings.migrate_on_startup:
-        await run_in_threadpool(migrate.upgrade, url)
+        await run_in_threadpool(
+            migrate.upgrade, url, connect_timeout=settings.db_connect_timeout_seconds
+        )
     app.state.database = database = Database(create_db_engine(url, settings), settings)
     sessions = (
         SessionLookup(database, settings.better_auth_secret.get_secret_value())
