@@ -63,7 +63,10 @@ def auth_and_backend(database_url: URL, tmp_path_factory: pytest.TempPathFactory
         },
         port=int(auth_url.rpartition(":")[2]),
     )
-    backend = backend_server(environment(database_url, auth_url), extra_args=("--no-access-log",))
+    backend = backend_server(
+        environment(database_url, auth_url),
+        log_path=tmp_path_factory.mktemp("backend") / "requests.log",
+    )
     with running(auth, backend):
         yield auth_url, backend.url
 

@@ -399,7 +399,9 @@ def test_every_endpoint_over_tls_with_scram_channel_binding(
     tls_postgres: TlsPostgres,
     app_on: Callable[..., TestClient],
 ) -> None:
-    client = app_on(url_of(tls_postgres))
+    # The default deadline: this test is about the connection, not about timeouts, and a loaded
+    # CI machine may take longer than the failure tests' short one.
+    client = app_on(url_of(tls_postgres), db_statement_timeout_seconds=1.5)
     caller = Caller(f"tls-user-{''.join(c for c in form if c.isalnum())}-0123456789")
     h = caller.headers
     created = client.post(caller.tasks, json={"title": "over TLS"}, headers=h)
