@@ -5,6 +5,9 @@ sign-out, `get-session` (adding `set-auth-jwt`), `token` and `jwks`. Errors are 
 `{"code", "message"}` JSON; nothing else (no stack trace, no echoed input) reaches a client.
 """
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -13,14 +16,14 @@ from mock_auth.cookies import SessionCookies
 from mock_auth.errors import install_error_handlers
 from mock_auth.responses import EXPOSED_HEADERS
 from mock_auth.routes import accounts, sessions
-from mock_auth.store import Store
+from mock_auth.store import Store, now
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A mock Better Auth server; all state lives in this app's own store."""
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = now) -> FastAPI:
+    """A mock Better Auth server; all state lives in this app's own store (on `clock`)."""
     app = FastAPI(title="mock_auth (Better Auth stand-in)", debug=False)
     app.state.settings = settings
-    app.state.store = Store(settings.mock_auth_state_file)
+    app.state.store = Store(settings.mock_auth_state_file, clock=clock)
     app.state.cookies = SessionCookies(settings.secret, secure=settings.secure_cookies)
     install_error_handlers(app)
     app.include_router(accounts.router)

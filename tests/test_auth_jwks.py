@@ -623,17 +623,22 @@ def test_concurrent_requests_share_one_fetch(
     settings = make_settings(better_auth_url=AUTH_URL, jwks_min_refetch_seconds=0)
     keys = [signing_key("EdDSA") for _ in range(3)]
 
+    fetching, answer = asyncio.Event(), asyncio.Event()
+
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.05)
+        fetching.set()
+        await answer.wait()
         return jwks(*keys)
 
     jwks_route.mock(side_effect=slow)
 
     async def scenario(source: JwksKeySource) -> None:
-        found = await asyncio.gather(
+        requests = asyncio.gather(
             *(source.key_for(key.kid, "EdDSA") for key in keys for _ in range(10))
         )
-        assert len(found) == 30
+        await fetching.wait()  # woken after every other request has queued behind the fetch
+        answer.set()
+        assert len(await requests) == 30
 
     run(scenario, settings, clock)
 
