@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         return origin_of(self.better_auth_url) or self.better_auth_url
 
     @property
+    def trusted_origins(self) -> set[str]:
+        """Where sign-in may redirect: Better Auth trusts its own origin and its `trustedOrigins`
+        (here: the CORS origins)."""
+        cors = {origin for origin in map(origin_of, self.mock_auth_cors_origins) if origin}
+        return {self.origin} | cors
+
+    @property
     def port(self) -> int:
         parts = urlsplit(self.better_auth_url)
         return parts.port or _DEFAULT_PORTS[parts.scheme.lower()]

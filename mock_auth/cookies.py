@@ -9,7 +9,10 @@ hands out that same encoded value in `set-auth-token` and accepts it, or the bar
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from urllib.parse import quote, unquote
+
+from starlette.responses import Response
 
 SESSION_COOKIE = "better-auth.session_token"
 SESSION_DATA_COOKIE = "better-auth.session_data"
@@ -47,3 +50,27 @@ def set_cookie_header(name: str, value: str, *, max_age: int, secure: bool) -> s
     if secure:
         attributes.append("Secure")
     return "; ".join(attributes)
+
+
+@dataclass(frozen=True)
+class SessionCookies:
+    """One server's session cookies: their names (prefixed when Secure) and signing secret."""
+
+    secret: str
+    secure: bool
+
+    @property
+    def token_name(self) -> str:
+        return cookie_name(SESSION_COOKIE, secure=self.secure)
+
+    @property
+    def data_name(self) -> str:
+        return cookie_name(SESSION_DATA_COOKIE, secure=self.secure)
+
+    def set(self, response: Response, name: str, value: str, *, max_age: int) -> None:
+        header = set_cookie_header(name, value, max_age=max_age, secure=self.secure)
+        response.headers.append("set-cookie", header)
+
+    def clear(self, response: Response) -> None:
+        for name in (self.token_name, self.data_name):
+            self.set(response, name, "", max_age=0)

@@ -15,6 +15,7 @@ import secrets
 import string
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,10 +160,17 @@ class SigningKey:
 
 
 class Store:
-    """Thread-safe in-memory tables, optionally backed by a JSON state file."""
+    """Thread-safe in-memory tables, optionally backed by a JSON state file.
 
-    def __init__(self, state_file: Path | None = None) -> None:
+    `clock` dates users and sessions and decides when a session has expired (`now` unless a test
+    moves time itself).
+    """
+
+    def __init__(
+        self, state_file: Path | None = None, *, clock: Callable[[], datetime] = now
+    ) -> None:
         self._state_file = state_file
+        self._clock = clock
         self._lock = threading.Lock()
         self._users: dict[str, User] = {}
         self._keys: list[SigningKey] = []
@@ -178,7 +186,7 @@ class Store:
             self._reload_if_changed()
             if self._find_by_email(email):
                 raise UserExistsError(email)
-            created = now()
+            created = self._clock()
             user = User(
                 id=new_id(),
                 name=name,
@@ -199,7 +207,7 @@ class Store:
             existing = self._find_by_email(email)
             if existing:
                 return existing
-            created = now()
+            created = self._clock()
             user = User(id=user_id, name=name, email=email, created_at=created, updated_at=created)
             self._users[user.id] = user
             self._save()
@@ -216,7 +224,7 @@ class Store:
     # -- sessions -----------------------------------------------------------------------------
 
     def create_session(self, user: User, *, ip_address: str, user_agent: str) -> Session:
-        created = now()
+        created = self._clock()
         session = Session(
             id=new_id(),
             token=new_id(),
@@ -239,7 +247,7 @@ class Store:
             if session is None:
                 return None
             user = self._users.get(session.user_id)
-            if user is None or session.expires_at <= now():
+            if user is None or session.expires_at <= self._clock():
                 del self._sessions[token]
                 return None
             return session, user

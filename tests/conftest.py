@@ -31,6 +31,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine
 
 from backend import embedded_db, migrate
+from backend.auth.jwks import JwksKeySource
+from backend.auth.jwt import TokenVerifier
 from backend.config import Settings
 from backend.db import normalize_url
 from backend.main import create_app
@@ -147,13 +149,25 @@ def client(request: pytest.FixtureRequest, target: Target) -> Any:
 def make_client(
     make_settings: Callable[..., Settings], clean_db: None
 ) -> Iterator[Callable[..., TestClient]]:
-    """A client for an app with other settings: `make_client(rate_limit_per_minute=5)`."""
+    """A client for an app with other settings: `make_client(rate_limit_per_minute=5)`.
+
+    With `clock=`, the app verifies tokens (and caches its JWKS) by that clock instead of the
+    real one: the lifespan's verifier is swapped for the same parts built on `clock`.
+    """
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
+    def make(*, clock: Callable[[], float] | None = None, **overrides: Any) -> TestClient:
+        settings = make_settings(**overrides)
+        app = create_app(settings)
+        client = TestClient(app)
         client.__enter__()
         clients.append(client)
+        if clock is not None:
+            assert not settings.better_auth_session_lookup, "clock= covers JWT verification only"
+            assert client.portal is not None
+            client.portal.call(app.state.verifier.aclose)
+            keys = JwksKeySource(settings, clock=clock)
+            app.state.verifier = TokenVerifier(settings, keys, clock=clock)
         return client
 
     yield make

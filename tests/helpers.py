@@ -39,6 +39,19 @@ def count_tasks(engine: Engine, user_id: str | None = None) -> int:
         return int(connection.execute(text(query), {"u": user_id}).scalar_one())
 
 
+class FakeClock:
+    """A clock that stands still until a test moves it (`clock.now += 30`), for code that takes a
+    `clock=`: tests of time then never sleep. It starts at the current whole second, so tokens
+    minted with the real time are fresh by it, and wall-clock tests can move it past their `exp`.
+    """
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # --- callers --------------------------------------------------------------------------------
 
 

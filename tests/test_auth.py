@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, count_tasks, create, make_token, signing_secret
+from helpers import Caller, FakeClock, count_tasks, create, make_token, signing_secret
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
@@ -328,14 +328,59 @@ def test_issuer_and_audience_take_lists_and_a_401_names_claim_and_setting(
 def test_a_token_that_expires_between_two_requests_is_refused_on_the_second(
     make_client: Callable[..., TestClient], alice: Caller, db_engine: Engine
 ) -> None:
-    client = make_client(jwt_leeway_seconds=0)
-    token = make_token(alice.id, lifetime=2)  # exp is whole seconds: valid for 1 to 2 s
-    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-    headers = {"Authorization": f"Bearer {token}"}
+    clock = FakeClock()
+    client = make_client(jwt_leeway_seconds=0, clock=clock)
+    expires = int(clock.now) + 60
+    headers = {"Authorization": f"Bearer {make_token(alice.id, exp=expires)}"}
 
     first = client.post(alice.tasks, json={"title": "before"}, headers=headers)
-    time.sleep(max(0.0, expires - time.time()) + 0.1)
-    second = client.post(alice.tasks, json={"title": "after"}, headers=headers)
+    clock.now = expires - 0.001
+    last = client.post(alice.tasks, json={"title": "last moment"}, headers=headers)
+    clock.now = expires
+    after = client.post(alice.tasks, json={"title": "after"}, headers=headers)
 
-    assert (first.status_code, second.status_code) == (201, 401)
-    assert count_tasks(db_engine) == 1
+    assert (first.status_code, last.status_code, after.status_code) == (201, 201, 401)
+    assert after.json() == {"detail": "Invalid token: token expired"}
+    assert count_tasks(db_engine) == 2
+
+
+@pytest.mark.spec("FR-003", "EC-1")
+@pytest.mark.parametrize(
+    ("claims", "detail"),
+    [
+        ({"exp": -29}, None),
+        ({"exp": -30}, "token expired"),
+        ({"nbf": 30}, None),
+        ({"nbf": 31}, "token not yet valid"),
+        ({"iat": 30}, None),
+        ({"iat": 31}, "token not yet valid"),
+    ],
+    ids=[
+        "exp-in-leeway",
+        "exp-past-leeway",
+        "nbf-in-leeway",
+        "nbf-past",
+        "iat-in-leeway",
+        "iat-past",
+    ],
+)
+def test_time_claims_are_judged_by_the_verifiers_clock_with_its_leeway(
+    make_client: Callable[..., TestClient],
+    alice: Caller,
+    claims: dict[str, int],
+    detail: str | None,
+) -> None:
+    """Seconds relative to the clock, on a token seen for the first time (default 30 s leeway)."""
+    clock = FakeClock()
+    clock.now += 3600  # an hour from the real time: only the verifier's clock can judge this
+    client = make_client(clock=clock)
+    now = int(clock.now)
+    times = {"iat": now, "exp": now + 900} | {name: now + at for name, at in claims.items()}
+    token = make_token(alice.id, **times)
+
+    response = client.get(alice.tasks, headers={"Authorization": f"Bearer {token}"})
+
+    if detail is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.json() == {"detail": f"Invalid token: {detail}"}

@@ -23,6 +23,7 @@ key as an HMAC secret, or with `alg: none`, is simply not valid.
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,11 +83,16 @@ class _Verified:
 
 
 class TokenVerifier:
+    """Verifies tokens against one clock: `exp`, `nbf` and `iat` are wall-clock seconds, so
+    `clock` is the wall clock (`time.time`) unless a test moves time itself."""
+
     def __init__(
         self,
         settings: Settings,
         keys: KeySource | None = None,
         sessions: SessionSource | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = settings.better_auth_secret.get_secret_value().encode()
         self._leeway = settings.jwt_leeway_seconds
@@ -99,6 +105,7 @@ class TokenVerifier:
         self._jwks_ttl = settings.jwks_cache_ttl_seconds
         self._keys = keys
         self._sessions = sessions
+        self._clock = clock
         # token -> proof of verified JWTs: a frontend sends the same token on every call, so the
         # signature check runs once per token. Expiry is still enforced per call, and a proof by
         # a JWKS key lapses when a JWKS fetch no longer lists that key, or after the JWKS cache
@@ -107,9 +114,9 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> str:
         """Return the user id proven by `token`, or raise `InvalidTokenError`."""
+        now = self._clock()
         cached = self._verified.get(token)
         if cached is not None:
-            now = time.time()
             if now >= cached.expires:
                 del self._verified[token]
                 raise InvalidTokenError("token expired")
@@ -131,14 +138,16 @@ class TokenVerifier:
         key: jwt.PyJWK | None = None
         if algorithm in HMAC_ALGORITHMS:
             claims = self._decode(
-                token, self._secret, algorithm, self._hmac_issuer, self._hmac_audience
+                token, self._secret, algorithm, self._hmac_issuer, self._hmac_audience, now
             )
         elif algorithm in ASYMMETRIC_ALGORITHMS:
             if self._keys is None:
                 raise InvalidTokenError("asymmetric tokens are not accepted here")
             kid = header.get("kid")
             key = await self._keys.key_for(kid if isinstance(kid, str) else None, algorithm)
-            claims = self._decode(token, key, algorithm, self._jwks_issuer, self._jwks_audience)
+            claims = self._decode(
+                token, key, algorithm, self._jwks_issuer, self._jwks_audience, now
+            )
         else:
             raise InvalidTokenError("unsupported signing algorithm")
         user_id = user_id_from(claims, self._user_id_claims)
@@ -148,7 +157,7 @@ class TokenVerifier:
             user_id,
             claims["exp"] + self._leeway,
             key,
-            math.inf if key is None else time.time() + self._jwks_ttl,
+            math.inf if key is None else now + self._jwks_ttl,
         )
         return user_id
 
@@ -162,21 +171,27 @@ class TokenVerifier:
         algorithm: str,
         issuer: list[str] | None,
         audience: list[str] | None,
+        now: float,
     ) -> dict[str, Any]:
+        """The claims, once signature, `exp` presence, `iss`, `aud` and the times are checked.
+
+        PyJWT reads its own clock, so the times are checked here against the verifier's (with
+        the same rules: `iat`/`nbf` not after now + leeway, `exp` after now - leeway)."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
-                leeway=self._leeway,
                 issuer=issuer,
                 audience=audience,
-                options={"require": ["exp"], "verify_aud": audience is not None},
+                options={
+                    "require": ["exp"],
+                    "verify_aud": audience is not None,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidTokenError("token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidTokenError("token not yet valid") from None
         except jwt.MissingRequiredClaimError as exc:
             setting = CLAIM_SETTINGS.get(exc.claim)
             required = f", which {setting} requires" if setting else ""
@@ -190,6 +205,10 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise InvalidTokenError("malformed token") from None
         check_time_claims(claims)
+        if any(claims.get(name, -math.inf) > now + self._leeway for name in ("iat", "nbf")):
+            raise InvalidTokenError("token not yet valid")
+        if now >= claims["exp"] + self._leeway:
+            raise InvalidTokenError("token expired")
         return claims
 
     async def aclose(self) -> None:
@@ -208,8 +227,8 @@ def mismatch(claim: str) -> str:
 def check_time_claims(claims: dict[str, Any]) -> None:
     """`exp`/`nbf`/`iat` are JSON numbers (RFC 7519 NumericDate) of a representable date.
 
-    PyJWT reads them with `int()`, which also takes `"9999999999"` and `true`, and a number of
-    400 digits would overflow the float arithmetic of the cache: all refused here.
+    Refused: strings such as `"9999999999"` and `true`, which `int()` would take, and numbers of
+    400 digits, which would overflow the float arithmetic of the time checks and the cache.
     """
     for name in TIME_CLAIMS:
         if name not in claims:

@@ -9,7 +9,6 @@
   real HTTP (concurrency, slow clients, header limits).
 """
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +56,3 @@ def live_backend(database_url: URL) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"

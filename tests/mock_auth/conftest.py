@@ -1,6 +1,7 @@
 """Fixtures for mock_auth: apps built from explicit settings, and the two ways to verify a JWT."""
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -8,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mock_auth import Settings, create_app
+from mock_auth.store import now
 
 SECRET = "mock-auth-test-secret-0123456789abcdef"
 ORIGIN = "http://localhost:3000"
@@ -40,8 +42,9 @@ def make_settings() -> MakeSettings:
 def make_client(make_settings: MakeSettings) -> Iterator[MakeClient]:
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
+    def make(*, clock: Callable[[], datetime] = now, **overrides: Any) -> TestClient:
+        """A client of an app with these settings, dating sessions by `clock`."""
+        client = TestClient(create_app(make_settings(**overrides), clock=clock))
         clients.append(client)
         return client
 

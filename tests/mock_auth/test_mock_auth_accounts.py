@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,7 +35,7 @@ def test_sign_up_returns_token_and_user_row(client: TestClient, password: str) -
     assert user["emailVerified"] is False
     assert user["image"] is None
     assert ISO_Z.match(user["createdAt"])
-    assert user["updatedAt"] == user["createdAt"]
+    assert datetime.fromisoformat(user["updatedAt"]) == datetime.fromisoformat(user["createdAt"])
 
 
 @pytest.mark.spec("SC-008")

@@ -1,13 +1,12 @@
 """Sessions are found through the bearer header or the signed cookie, and end at sign-out."""
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-import mock_auth.store
 from mock_auth.store import SESSION_LIFETIME
 
 SignUp = Callable[..., dict[str, Any]]
@@ -149,12 +148,18 @@ def test_token_without_session_is_401(client: TestClient) -> None:
 
 @pytest.mark.spec("SC-008")
 def test_sessions_expire_after_seven_days(
-    client: TestClient, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch
+    make_client: Callable[..., TestClient], sign_up: SignUp
 ) -> None:
+    signed_up_at = datetime(2026, 1, 1, tzinfo=UTC)
+    moment = [signed_up_at]
+    client = make_client(clock=lambda: moment[0])
     sign_up(client)
-    later = mock_auth.store.now() + SESSION_LIFETIME + timedelta(seconds=1)
-    monkeypatch.setattr(mock_auth.store, "now", lambda: later)
 
+    moment[0] = signed_up_at + SESSION_LIFETIME - timedelta(milliseconds=1)
+    last = client.get("/api/auth/get-session").json()
+    moment[0] = signed_up_at + SESSION_LIFETIME
+
+    assert datetime.fromisoformat(last["session"]["expiresAt"]) == signed_up_at + SESSION_LIFETIME
     assert client.get("/api/auth/get-session").text == "null"
 
 
