@@ -37,6 +37,12 @@ class Stack:
     """The database as the backend would reach it without the proxy (for round-trip counts)."""
     servers: tuple[Server, ...] = field(default=())
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The uvicorn master started for this run (its workers are its children), if any."""
+        backends = [s.process for s in self.servers if s.name == "backend"]
+        return backends[0].pid if backends and backends[0] is not None else None
+
     def exited(self) -> list[str]:
         """Servers that are no longer running: their numbers would be meaningless."""
         return [s.name for s in self.servers if s.process is None or s.process.poll() is not None]
@@ -50,8 +56,14 @@ def started(
     latency_ms: float,
     workers: int,
     sign_in: bool,
+    app_dir: Path | None = None,
 ) -> Iterator[Stack]:
-    """The stack for one run; `sign_in` also starts mock_auth for users to sign up at."""
+    """The stack for one run; `sign_in` also starts mock_auth for users to sign up at.
+
+    `app_dir` serves the backend of another checkout (say a `git worktree` of an older commit),
+    through uvicorn's `--app-dir`, so that two versions can be measured on one machine back to
+    back; the database, load generator and everything else stay this checkout's.
+    """
     if target:
         url = normalize_url(database_url) if database_url else None
         yield Stack(target.rstrip("/"), os.environ.get("BETTER_AUTH_SECRET"), None, url)
@@ -81,11 +93,10 @@ def started(
             auth.env |= {"BETTER_AUTH_URL": auth.url, "MOCK_AUTH_MODE": "eddsa"}
             env["BETTER_AUTH_URL"] = auth_url = auth.url
             servers.append(auth)
-        servers.append(
-            backend_server(
-                env, workers=workers, extra_args=("--no-access-log", "--log-level", "warning")
-            )
-        )
+        extra_args: tuple[str, ...] = ("--no-access-log", "--log-level", "warning")
+        if app_dir is not None:
+            extra_args += ("--app-dir", str(app_dir.resolve()))
+        servers.append(backend_server(env, workers=workers, extra_args=extra_args))
         cleanup.enter_context(running(*servers))
         yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
 
