@@ -8,6 +8,7 @@ run hits that backend, minting tokens with `BETTER_AUTH_SECRET` from the environ
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from backend import embedded_db
 from backend.db import normalize_url
-from devtools.servers import Server, backend_server, mock_auth_server, running
+from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
 from loadtests.latency_proxy import LatencyProxy
 
 # Room for every pool of every worker (20 + 20 overflow each) and the round-trip probe.
@@ -60,9 +61,9 @@ def started(
 ) -> Iterator[Stack]:
     """The stack for one run; `sign_in` also starts mock_auth for users to sign up at.
 
-    `app_dir` serves the backend of another checkout (say a `git worktree` of an older commit),
-    through uvicorn's `--app-dir`, so that two versions can be measured on one machine back to
-    back; the database, load generator and everything else stay this checkout's.
+    `app_dir` serves the backend of another checkout (say a `git worktree` of an older commit), so
+    that two versions can be measured on one machine back to back; the database, the load
+    generator and everything else stay this checkout's.
     """
     if target:
         url = normalize_url(database_url) if database_url else None
@@ -93,12 +94,35 @@ def started(
             auth.env |= {"BETTER_AUTH_URL": auth.url, "MOCK_AUTH_MODE": "eddsa"}
             env["BETTER_AUTH_URL"] = auth_url = auth.url
             servers.append(auth)
-        extra_args: tuple[str, ...] = ("--no-access-log", "--log-level", "warning")
-        if app_dir is not None:
-            extra_args += ("--app-dir", str(app_dir.resolve()))
-        servers.append(backend_server(env, workers=workers, extra_args=extra_args))
+        if app_dir is None:
+            servers.append(
+                backend_server(
+                    env, workers=workers, extra_args=("--no-access-log", "--log-level", "warning")
+                )
+            )
+        else:
+            servers.append(_backend_of(app_dir.resolve(), env, workers))
         cleanup.enter_context(running(*servers))
         yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
+
+
+def _backend_of(root: Path, env: dict[str, str], workers: int) -> Server:
+    """The backend of the checkout at `root`, started as that checkout runs it in production.
+
+    `python -m backend` when the checkout has that entry point, else the uvicorn command line it
+    was deployed with; either way from `root` (`env -C`), so its `backend` package is imported.
+    """
+    port = free_port()
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if (root / "backend" / "__main__.py").exists():
+        command = [sys.executable, "-m", "backend", *address]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "backend.main:app", *address]
+        command += ["--no-access-log", "--log-level", "warning"]
+    url = f"http://127.0.0.1:{port}"
+    return Server(
+        "backend", ["env", "-C", str(root), *command], {**os.environ, **env}, url, "/health"
+    )
 
 
 def _embedded_postgres(data_dir: Path) -> URL:
