@@ -4,7 +4,8 @@ Statements are SQLAlchemy Core on the SQLModel `task` table, compiled once (modu
 cached per query shape) and executed with bound parameters: measured here, an ORM `Session` round
 costs about twice the CPU of the same Core statement, and CPU is what caps requests per second.
 Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
-read before it is written (no lost toggles) and no request can touch another user's row.
+read before it is written (no lost toggles) and no request can touch another user's row. Rows
+come back as tuples in `TaskPublic`'s field order (`PUBLIC_FIELDS`), ready to serialise.
 """
 
 from collections.abc import Sequence
@@ -14,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
-    RowMapping,
     Select,
     String,
     Table,
@@ -32,8 +32,14 @@ from backend.models import Task
 
 task: Table = Task.__table__  # type: ignore[attr-defined]
 
+PUBLIC_FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
+_public = [task.c[name] for name in PUBLIC_FIELDS]
+
 SORT_COLUMNS = {"created": task.c.created_at, "updated": task.c.updated_at, "title": task.c.title}
 UPDATABLE = ("title", "description", "completed")
+
+Row = tuple[Any, ...]
+"""A task as `PUBLIC_FIELDS` (a list row carries its total after them)."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,13 @@ class ListQuery:
 
 
 _owned = (task.c.id == bindparam("task_id"), task.c.user_id == bindparam("owner"))
-_GET = select(task).where(*_owned)
+_GET = select(*_public).where(*_owned)
 _DELETE = delete(task).where(*_owned).returning(task.c.id)
 _TOGGLE = (
     update(task)
     .where(*_owned)
     .values(completed=not_(task.c.completed), updated_at=func.now())
-    .returning(*task.c)
+    .returning(*_public)
 )
 _INSERT = (
     insert(task)
@@ -65,7 +71,7 @@ _INSERT = (
         description=bindparam("new_description"),
         completed=bindparam("new_completed"),
     )
-    .returning(*task.c)
+    .returning(*_public)
 )
 
 
@@ -75,7 +81,7 @@ def _update_statement(fields: frozenset[str]) -> Any:
         update(task)
         .where(*_owned)
         .values({**{name: bindparam(f"new_{name}") for name in fields}, "updated_at": func.now()})
-        .returning(*task.c)
+        .returning(*_public)
     )
 
 
@@ -98,7 +104,7 @@ def _list_statement(
     ordering = (column.desc(), task.c.id.desc()) if descending else (column.asc(), task.c.id.asc())
     # The total rides along as a window count: the page and its total in one round trip.
     return (
-        select(*task.c, func.count().over().label("total"))
+        select(*_public, func.count().over().label("total"))
         .where(*conditions)
         .order_by(*ordering)
         .limit(bindparam("limit"))
@@ -111,7 +117,7 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[RowMapping], int]:
+def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[Row], int]:
     """One page of `owner`'s tasks and the total matching count."""
     params: dict[str, Any] = {"owner": owner, "limit": query.limit, "offset": query.offset}
     if query.completed is not None:
@@ -122,9 +128,9 @@ def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[R
         query.completed is not None, bool(query.search), query.sort, query.descending
     )
     with engine.connect() as connection:
-        rows = connection.execute(statement, params).mappings().all()
+        rows = connection.execute(statement, params).all()
         if rows:
-            return rows, rows[0]["total"]
+            return rows, rows[0][-1]
         if not query.offset:
             return rows, 0
         # Paged past the end: the window saw no rows, so count separately (rare).
@@ -134,7 +140,7 @@ def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[R
 
 def create_task(
     engine: Engine, owner: str, title: str, description: str | None, completed: bool
-) -> RowMapping:
+) -> Row:
     params = {
         "owner": owner,
         "new_title": title,
@@ -142,37 +148,31 @@ def create_task(
         "new_completed": completed,
     }
     with engine.connect() as connection:
-        return connection.execute(_INSERT, params).mappings().one()
+        return connection.execute(_INSERT, params).one()
 
 
-def get_task(engine: Engine, owner: str, task_id: int) -> RowMapping | None:
+def get_task(engine: Engine, owner: str, task_id: int) -> Row | None:
     with engine.connect() as connection:
-        return connection.execute(_GET, {"owner": owner, "task_id": task_id}).mappings().first()
+        return connection.execute(_GET, {"owner": owner, "task_id": task_id}).first()
 
 
-def update_task(
-    engine: Engine, owner: str, task_id: int, changes: dict[str, Any]
-) -> RowMapping | None:
+def update_task(engine: Engine, owner: str, task_id: int, changes: dict[str, Any]) -> Row | None:
     """Set the fields in `changes` (and `updated_at`); the row, or None if not `owner`'s."""
     if not changes:
         return get_task(engine, owner, task_id)
     params = {f"new_{name}": value for name, value in changes.items()}
     statement = _update_statement(frozenset(changes))
     with engine.connect() as connection:
-        return (
-            connection.execute(statement, {"owner": owner, "task_id": task_id, **params})
-            .mappings()
-            .first()
-        )
+        return connection.execute(statement, {"owner": owner, "task_id": task_id, **params}).first()
 
 
-def toggle_task(engine: Engine, owner: str, task_id: int) -> RowMapping | None:
+def toggle_task(engine: Engine, owner: str, task_id: int) -> Row | None:
     """Flip `completed` inside the database: concurrent toggles serialise on the row lock."""
     with engine.connect() as connection:
-        return connection.execute(_TOGGLE, {"owner": owner, "task_id": task_id}).mappings().first()
+        return connection.execute(_TOGGLE, {"owner": owner, "task_id": task_id}).first()
 
 
-def delete_task(engine: Engine, owner: str, task_id: int) -> RowMapping | None:
+def delete_task(engine: Engine, owner: str, task_id: int) -> Row | None:
     """The deleted row's id, or None if there was no such task of `owner`'s."""
     with engine.connect() as connection:
-        return connection.execute(_DELETE, {"owner": owner, "task_id": task_id}).mappings().first()
+        return connection.execute(_DELETE, {"owner": owner, "task_id": task_id}).first()

@@ -3,20 +3,20 @@
 Handlers are `async def` and run each statement with `await db.run(crud.…)`, on the database's
 own threads, so the synchronous driver never blocks the event loop (see `backend.db.Database`).
 Authentication and ownership come from `OwnedUserId` (401, then 403); everything after that is
-scoped to that user.
+scoped to that user. Task bodies are written straight from the rows (`backend.responses`); the
+`response_model`s stay, for the OpenAPI document.
 """
 
-from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
-from sqlalchemy import RowMapping
 
 from backend import crud
 from backend.dependencies import DatabaseDep, OwnedUserId
 from backend.errors import ERROR_RESPONSES, NOT_FOUND
 from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
+from backend.responses import TaskJSONResponse, task_response, tasks_response
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
@@ -68,7 +68,7 @@ async def list_query(
     )
 
 
-def _found(row: RowMapping | None) -> RowMapping:
+def _found(row: crud.Row | None) -> crud.Row:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Task not found")
     return row
@@ -83,13 +83,11 @@ def _found(row: RowMapping | None) -> RowMapping:
 async def list_tasks(
     user_id: OwnedUserId,
     db: DatabaseDep,
-    response: Response,
     query: Annotated[crud.ListQuery, Depends(list_query)],
-) -> Sequence[RowMapping]:
+) -> TaskJSONResponse:
     """The caller's tasks, newest first by default; the total before paging is `X-Total-Count`."""
     rows, total = await db.run(crud.list_tasks, user_id, query)
-    response.headers["X-Total-Count"] = str(total)
-    return rows
+    return tasks_response(rows, {"X-Total-Count": str(total)})
 
 
 @router.post(
@@ -99,18 +97,16 @@ async def list_tasks(
     summary="Create a task",
     responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
 )
-async def create_task(
-    user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep, response: Response
-) -> RowMapping:
+async def create_task(user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep) -> TaskJSONResponse:
     """The owner is always the token's user, whatever the body says."""
     row = await db.run(crud.create_task, user_id, task.title, task.description, task.completed)
-    response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{row['id']}"
-    return row
+    location = f"/api/{quote(user_id, safe='')}/tasks/{row[0]}"
+    return task_response(row, status.HTTP_201_CREATED, {"Location": location})
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Get a task")
-async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> RowMapping:
-    return _found(await db.run(crud.get_task, user_id, task_id))
+async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> TaskJSONResponse:
+    return task_response(_found(await db.run(crud.get_task, user_id, task_id)))
 
 
 @router.put("/{task_id}", response_model=TaskPublic, responses=NOT_FOUND, summary="Update a task")
@@ -122,10 +118,10 @@ async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Ro
 )
 async def update_task(
     user_id: OwnedUserId, task_id: TaskId, changes: TaskUpdate, db: DatabaseDep
-) -> RowMapping:
+) -> TaskJSONResponse:
     """Fields sent are changed, fields left out are kept; `updated_at` moves on any change."""
     values = changes.model_dump(exclude_unset=True)
-    return _found(await db.run(crud.update_task, user_id, task_id, values))
+    return task_response(_found(await db.run(crud.update_task, user_id, task_id, values)))
 
 
 @router.patch(
@@ -139,11 +135,13 @@ async def toggle_completion(
     task_id: TaskId,
     db: DatabaseDep,
     body: Annotated[CompletionUpdate | None, Body()] = None,
-) -> RowMapping:
+) -> TaskJSONResponse:
     """Flip `completed` atomically; a body `{"completed": bool}` sets it instead."""
     if body is None or body.completed is None:
-        return _found(await db.run(crud.toggle_task, user_id, task_id))
-    return _found(await db.run(crud.update_task, user_id, task_id, {"completed": body.completed}))
+        row = await db.run(crud.toggle_task, user_id, task_id)
+    else:
+        row = await db.run(crud.update_task, user_id, task_id, {"completed": body.completed})
+    return task_response(_found(row))
 
 
 @router.delete(
