@@ -115,9 +115,11 @@ def _list_statements(
     column = SORT_COLUMNS[sort]
     ordering = (column.desc(), task.c.id.desc()) if descending else (column.asc(), task.c.id.asc())
     count = select(func.count()).select_from(task).where(*conditions)
-    # The total rides along as a window count: the page and its total in one round trip.
+    # The total rides along as a scalar subquery: the page and its total in one round trip. (A
+    # `count(*) OVER ()` window makes PostgreSQL fetch every row of the user before the first
+    # is returned; the subquery counts them on the index, and the page reads only its rows.)
     page = (
-        select(*_public, func.count().over().label("total"))
+        select(*_public, count.correlate(None).scalar_subquery().label("total"))
         .where(*conditions)
         .order_by(*ordering)
         .limit(bindparam("limit"))
