@@ -94,6 +94,17 @@ def table(rows: Sequence[Row], aggregate: Row) -> str:
     return "\n".join(lines)
 
 
+def headline(aggregate: Row, cpu_ms: float | None) -> str:
+    """The figures to compare runs by, on one line: throughput, latency, server CPU per request."""
+    cpu_text = (
+        f"{cpu_ms:.3f} ms" if cpu_ms is not None else "not measured (backend not started here)"
+    )
+    return (
+        f"all: {aggregate.rps:.1f} rps, p50/p95/p99 {aggregate.p50:.0f}/{aggregate.p95:.0f}/"
+        f"{aggregate.p99:.0f} ms, {aggregate.failures} failed; server CPU per request {cpu_text}"
+    )
+
+
 def judge(aggregate: Row, *, max_ms: float, max_p95_ms: float) -> list[Check]:
     return [
         Check(

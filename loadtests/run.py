@@ -9,15 +9,17 @@ including on Ctrl-C and SIGTERM.
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from loadtests import report, roundtrips, stack
+from loadtests import cpu, listscale, report, roundtrips, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -55,8 +57,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--roundtrip-calls", type=int, default=200, help="requests per endpoint when counting")
     add("--no-roundtrips", action="store_true", help="skip counting statements per request")
+    add(
+        "--list-sizes",
+        default="10,100,1000",
+        help="tasks per user for the list-latency measurement (default 10,100,1000)",
+    )
+    add("--no-list-scaling", action="store_true", help="skip the list-latency measurement")
+    add(
+        "--app-dir",
+        type=Path,
+        action="append",
+        help="serve the backend of this checkout instead of this one; give it twice (old, new)"
+        " to compare two checkouts in one run, back to back",
+    )
+    add("--rounds", type=int, default=1, help="runs per --app-dir, alternating (default 1)")
     add("--report-dir", type=Path, default=ROOT / "loadtests" / "reports")
     return parser
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run measured, for the comparison of several runs."""
+
+    app: str
+    aggregate: report.Row
+    cpu_ms: float | None
+    """Server CPU per completed request, in ms (None when the backend was not started here)."""
+    status: int
 
 
 def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
@@ -69,7 +96,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     options.report_dir.mkdir(parents=True, exist_ok=True)
     latency = f"{options.latency_ms:g}ms"
-    prefix = options.report_dir / f"{options.scenario}-{options.users}u-{latency}"
+    base = f"{options.scenario}-{options.users}u-{latency}"
+    app_dirs: list[Path | None] = options.app_dir or [None]
+    series = len(app_dirs) > 1 or options.rounds > 1
+    outcomes: list[Outcome] = []
+    try:
+        for round_ in range(1, options.rounds + 1):
+            for index, app_dir in enumerate(app_dirs, 1):
+                app = f"{index}:{(app_dir or ROOT).resolve().name}"
+                prefix = options.report_dir / base
+                if series:
+                    prefix = prefix.with_name(f"{base}-app{index}-round{round_}")
+                    print(f"\n=== round {round_}, app {app} ({app_dir or ROOT})", flush=True)
+                outcome = _run(options, app, app_dir, prefix)
+                if outcome.status == 2:
+                    return 2
+                outcomes.append(outcome)
+    except KeyboardInterrupt:
+        print("loadtests: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    if series:
+        print()
+        print(comparison(outcomes))
+    return max(outcome.status for outcome in outcomes)
+
+
+def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Path) -> Outcome:
+    """One run on a freshly started stack (fresh database too: checkouts may differ in schema)."""
     try:
         with stack.started(
             target=options.target,
@@ -77,24 +130,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_ms=options.latency_ms,
             workers=options.workers,
             sign_in=options.sign_in == "mock-auth",
+            app_dir=app_dir,
         ) as running:
             if running.secret is None and running.auth_url is None:
                 print(
                     "loadtests: set BETTER_AUTH_SECRET to mint tokens for --target", file=sys.stderr
                 )
-                return 2
+                return Outcome(app, _NO_ROW, None, 2)
+            pid = running.backend_pid
+            cpu_before = cpu.tree_seconds(pid) if pid else 0.0
             _locust(options, running, prefix)
+            cpu_seconds = cpu.tree_seconds(pid) - cpu_before if pid else None
             if running.exited():
                 raise RuntimeError(f"{', '.join(running.exited())} exited during the run")
             rows, aggregate = report.read_stats(Path(f"{prefix}_stats.csv"))
             trips = None if options.no_roundtrips else _roundtrips(options, running)
+            scaling = None if options.no_list_scaling else _list_scaling(options, running)
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"loadtests: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("loadtests: interrupted; everything started was stopped", file=sys.stderr)
-        return 130
-    return _summary(options, prefix, rows, aggregate, trips)
+        return Outcome(app, _NO_ROW, None, 2)
+    cpu_ms = 1000 * cpu_seconds / aggregate.requests if cpu_seconds and aggregate.requests else None
+    status = _summary(options, prefix, rows, aggregate, trips, scaling, cpu_ms)
+    return Outcome(app, aggregate, cpu_ms, status)
+
+
+_NO_ROW = report.Row("all", "", 0, 0, 0, 0, 0, 0, 0)
 
 
 def _locust(options: argparse.Namespace, running: stack.Stack, prefix: Path) -> None:
@@ -152,15 +212,28 @@ def _roundtrips(
         return None
 
 
+def _list_scaling(
+    options: argparse.Namespace, running: stack.Stack
+) -> list[listscale.Latency] | None:
+    if running.database_url is None or running.secret is None:
+        print("loadtests: list latency not measured (needs --database-url and the secret)")
+        return None
+    sizes = [int(size) for size in options.list_sizes.split(",")]
+    return listscale.measure(running.target, running.secret, running.database_url, sizes, 200)
+
+
 def _summary(
     options: argparse.Namespace,
     prefix: Path,
     rows: list[report.Row],
     aggregate: report.Row,
     trips: list[roundtrips.RoundTrips] | None,
+    scaling: list[listscale.Latency] | None,
+    cpu_ms: float | None,
 ) -> int:
     print()
     print(report.table(rows, aggregate))
+    print(report.headline(aggregate, cpu_ms))
     for error, count in report.read_failures(Path(f"{prefix}_failures.csv"))[:10]:
         print(f"  failure x{count}: {error}")
     checks = report.judge(aggregate, max_ms=options.max_ms, max_p95_ms=options.max_p95_ms)
@@ -171,8 +244,55 @@ def _summary(
         checks.append(
             report.Check("round trips per request", not over, f"over target: {over or 'none'}")
         )
+    if scaling is not None:
+        print()
+        print(listscale.table(scaling))
+        checks.append(report.Check("list latency flat in tasks/user", *listscale.flat(scaling)))
     print()
     for check in checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.criterion}: {check.detail}")
     print(f"reports: {prefix}_stats.csv, {prefix}.html")
     return 0 if all(check.passed for check in checks) else 1
+
+
+def comparison(outcomes: Sequence[Outcome]) -> str:
+    """Every run, then the median per app and its ratio to the first app's (the baseline)."""
+    header = (
+        f"{'app':<22} {'rps':>8} {'p50':>5} {'p95':>5} {'p99':>5} {'fails':>6} "
+        f"{'cpu ms/req':>10} {'rps x':>6} {'cpu x':>6}"
+    )
+    lines = ["comparison (times in ms; x = median over rounds / first app's median)", header]
+    lines.append("-" * len(header))
+    apps = list(dict.fromkeys(outcome.app for outcome in outcomes))
+    medians: dict[str, tuple[float, float | None]] = {}
+    for app in apps:
+        runs = [outcome for outcome in outcomes if outcome.app == app]
+        cpus = [run.cpu_ms for run in runs if run.cpu_ms is not None]
+        medians[app] = (
+            statistics.median(run.aggregate.rps for run in runs),
+            statistics.median(cpus) if cpus else None,
+        )
+    base_rps, base_cpu = medians[apps[0]]
+    for outcome in outcomes:
+        lines.append(_comparison_line(outcome.app, outcome.aggregate, outcome.cpu_ms))
+    lines.append("-" * len(header))
+    for app in apps:
+        rps, cpu_ms = medians[app]
+        rps_x = f"{rps / base_rps:.2f}" if base_rps else "-"
+        cpu_x = f"{cpu_ms / base_cpu:.2f}" if cpu_ms and base_cpu else "-"
+        lines.append(
+            f"{'median ' + app:<22} {rps:>8.1f} {'':>5} {'':>5} {'':>5} {'':>6} "
+            f"{_cpu_text(cpu_ms):>10} {rps_x:>6} {cpu_x:>6}"
+        )
+    return "\n".join(lines)
+
+
+def _comparison_line(app: str, row: report.Row, cpu_ms: float | None) -> str:
+    return (
+        f"{app:<22} {row.rps:>8.1f} {row.p50:>5.0f} {row.p95:>5.0f} {row.p99:>5.0f} "
+        f"{row.failures:>6} {_cpu_text(cpu_ms):>10}"
+    )
+
+
+def _cpu_text(cpu_ms: float | None) -> str:
+    return f"{cpu_ms:.3f}" if cpu_ms is not None else "-"

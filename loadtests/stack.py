@@ -8,6 +8,7 @@ run hits that backend, minting tokens with `BETTER_AUTH_SECRET` from the environ
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from backend import embedded_db
 from backend.db import normalize_url
-from devtools.servers import Server, backend_server, mock_auth_server, running
+from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
 from loadtests.latency_proxy import LatencyProxy
 
 # Room for every pool of every worker (20 + 20 overflow each) and the round-trip probe.
@@ -37,6 +38,12 @@ class Stack:
     """The database as the backend would reach it without the proxy (for round-trip counts)."""
     servers: tuple[Server, ...] = field(default=())
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The uvicorn master started for this run (its workers are its children), if any."""
+        backends = [s.process for s in self.servers if s.name == "backend"]
+        return backends[0].pid if backends and backends[0] is not None else None
+
     def exited(self) -> list[str]:
         """Servers that are no longer running: their numbers would be meaningless."""
         return [s.name for s in self.servers if s.process is None or s.process.poll() is not None]
@@ -50,8 +57,14 @@ def started(
     latency_ms: float,
     workers: int,
     sign_in: bool,
+    app_dir: Path | None = None,
 ) -> Iterator[Stack]:
-    """The stack for one run; `sign_in` also starts mock_auth for users to sign up at."""
+    """The stack for one run; `sign_in` also starts mock_auth for users to sign up at.
+
+    `app_dir` serves the backend of another checkout (say a `git worktree` of an older commit), so
+    that two versions can be measured on one machine back to back; the database, the load
+    generator and everything else stay this checkout's.
+    """
     if target:
         url = normalize_url(database_url) if database_url else None
         yield Stack(target.rstrip("/"), os.environ.get("BETTER_AUTH_SECRET"), None, url)
@@ -81,10 +94,37 @@ def started(
             auth.env |= {"BETTER_AUTH_URL": auth.url, "MOCK_AUTH_MODE": "eddsa"}
             env["BETTER_AUTH_URL"] = auth_url = auth.url
             servers.append(auth)
-        # Its request log goes to a file, as production's stdout would.
-        servers.append(backend_server(env, workers=workers, log_path=workdir / "backend.log"))
+        if app_dir is None:
+            # Its request log goes to a file, as production's stdout would.
+            servers.append(backend_server(env, workers=workers, log_path=workdir / "backend.log"))
+        else:
+            servers.append(_backend_of(app_dir.resolve(), env, workers, workdir / "backend.log"))
         cleanup.enter_context(running(*servers))
         yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
+
+
+def _backend_of(root: Path, env: dict[str, str], workers: int, log_path: Path) -> Server:
+    """The backend of the checkout at `root`, started as that checkout runs it in production.
+
+    `python -m backend` when the checkout has that entry point, else the uvicorn command line it
+    was deployed with; either way from `root` (`env -C`), so its `backend` package is imported.
+    """
+    port = free_port()
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if (root / "backend" / "__main__.py").exists():
+        command = [sys.executable, "-m", "backend", *address]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "backend.main:app", *address]
+        command += ["--no-access-log", "--log-level", "warning"]
+    url = f"http://127.0.0.1:{port}"
+    return Server(
+        "backend",
+        ["env", "-C", str(root), *command],
+        {**os.environ, **env},
+        url,
+        "/health",
+        log_path=log_path,
+    )
 
 
 def _embedded_postgres(data_dir: Path) -> URL:

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_saturation_run_has_no_failures_and_hits_every_endpoint(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "loadtests", "--users", "5", "--spawn-rate", "5"]
     command += ["--duration", "6s", "--roundtrip-calls", "20", "--report-dir", str(tmp_path)]
+    # List latency is a benchmark (timings, judged by `nox -s load`), not a pass/fail unit test.
+    command += ["--no-list-scaling"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,22 +3,22 @@
 Handlers are `async def` and run each statement with `await db.run(crud.…)`, on the database's
 own threads, so the synchronous driver never blocks the event loop (see `backend.db.Database`).
 Authentication and ownership come from `OwnedUserId` (401, then 403); everything after that is
-scoped to that user.
+scoped to that user. Task bodies are written straight from the rows (`backend.responses`); the
+`response_model`s stay, for the OpenAPI document.
 """
 
-from collections.abc import Sequence
 from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import RowMapping
 
 from backend import crud
 from backend.dependencies import DatabaseDep, OwnedUserId
 from backend.errors import ERROR_RESPONSES, NOT_FOUND
 from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
+from backend.responses import TaskJSONResponse, task_response, tasks_response
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
@@ -51,6 +51,8 @@ SortOrder = Annotated[Literal["asc", "desc"], BeforeValidator(_lower)]
 # string cannot carry a null (generated types would otherwise read `string | null`).
 Absent = SkipJsonSchema[None]
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]  # on the type: a union would lose the bounds
+# Text PostgreSQL cannot compare (NUL, lone surrogates) is a field error like any other 422.
+SearchText = Annotated[str, AfterValidator(storable_text)]
 COMPLETED_BY_STATUS: dict[str, bool | None] = {
     "all": None,
     "pending": False,
@@ -72,9 +74,10 @@ async def list_query(
     ] = None,
     completed: Annotated[bool | Absent, Query(description="Alias of status")] = None,
     search: Annotated[
-        str | Absent, Query(max_length=200, description="Title or description contains (any case)")
+        SearchText | Absent,
+        Query(max_length=200, description="Title or description contains (any case)"),
     ] = None,
-    q: Annotated[str | Absent, Query(max_length=200, description="Alias of search")] = None,
+    q: Annotated[SearchText | Absent, Query(max_length=200, description="Alias of search")] = None,
     sort: Annotated[SortKey | Absent, Query(description="Any case")] = None,
     sort_by: Annotated[SortKey | Absent, Query(description="Alias of sort")] = None,
     order: Annotated[SortOrder | Absent, Query(description="Any case")] = None,
@@ -90,11 +93,6 @@ async def list_query(
     if status_ is not None:
         completed = COMPLETED_BY_STATUS[status_]
     text = search if search is not None else q
-    if text:
-        try:
-            storable_text(text)
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"search {exc}") from None
     return crud.ListQuery(
         completed=completed,
         search=text or None,
@@ -105,7 +103,7 @@ async def list_query(
     )
 
 
-def _found(row: RowMapping | None) -> RowMapping:
+def _found(row: crud.Row | None) -> crud.Row:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Task not found")
     return row
@@ -121,13 +119,11 @@ def _found(row: RowMapping | None) -> RowMapping:
 async def list_tasks(
     user_id: OwnedUserId,
     db: DatabaseDep,
-    response: Response,
     query: Annotated[crud.ListQuery, Depends(list_query)],
-) -> Sequence[RowMapping]:
+) -> TaskJSONResponse:
     """The caller's tasks, newest first by default; the total before paging is `X-Total-Count`."""
     rows, total = await db.run(crud.list_tasks, user_id, query)
-    response.headers["X-Total-Count"] = str(total)
-    return rows
+    return tasks_response(rows, {"X-Total-Count": str(total)})
 
 
 @router.post(
@@ -138,13 +134,11 @@ async def list_tasks(
     operation_id="createTask",
     responses={201: {"headers": {"Location": LOCATION_HEADER}}},
 )
-async def create_task(
-    user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep, response: Response
-) -> RowMapping:
+async def create_task(user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep) -> TaskJSONResponse:
     """The owner is always the token's user, whatever the body says."""
     row = await db.run(crud.create_task, user_id, task.title, task.description, task.completed)
-    response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{row['id']}"
-    return row
+    location = f"/api/{quote(user_id, safe='')}/tasks/{row[0]}"
+    return task_response(row, status.HTTP_201_CREATED, {"Location": location})
 
 
 @router.get(
@@ -154,8 +148,8 @@ async def create_task(
     summary="Get a task",
     operation_id="getTask",
 )
-async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> RowMapping:
-    return _found(await db.run(crud.get_task, user_id, task_id))
+async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> TaskJSONResponse:
+    return task_response(_found(await db.run(crud.get_task, user_id, task_id)))
 
 
 @router.put(
@@ -174,10 +168,10 @@ async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Ro
 )
 async def update_task(
     user_id: OwnedUserId, task_id: TaskId, changes: TaskUpdate, db: DatabaseDep
-) -> RowMapping:
+) -> TaskJSONResponse:
     """Fields sent are changed, fields left out are kept; `updated_at` moves on any change."""
     values = changes.model_dump(exclude_unset=True)
-    return _found(await db.run(crud.update_task, user_id, task_id, values))
+    return task_response(_found(await db.run(crud.update_task, user_id, task_id, values)))
 
 
 @router.patch(
@@ -192,11 +186,13 @@ async def toggle_completion(
     task_id: TaskId,
     db: DatabaseDep,
     body: Annotated[CompletionUpdate | None, Body()] = None,
-) -> RowMapping:
+) -> TaskJSONResponse:
     """Flip `completed` atomically; a body `{"completed": bool}` sets it instead."""
     if body is None or body.completed is None:
-        return _found(await db.run(crud.toggle_task, user_id, task_id))
-    return _found(await db.run(crud.update_task, user_id, task_id, {"completed": body.completed}))
+        row = await db.run(crud.toggle_task, user_id, task_id)
+    else:
+        row = await db.run(crud.update_task, user_id, task_id, {"completed": body.completed})
+    return task_response(_found(row))
 
 
 @router.delete(
