@@ -6,12 +6,8 @@ the process's contract with its host, not app settings, so they are read here an
 
 What it fixes beyond plain `uvicorn backend.main:app` (measured figures: loadtests/README.md):
 
-- **Header size limit in the parser.** uvicorn's default httptools parser buffers the request
-  line and headers without any limit, copying them in time that grows with the square of their
-  size: one 80 MB header block held a worker's event loop for seconds, and the app's own 431
-  check only runs once parsing is over. h11 with `h11_max_incomplete_event_size` refuses a head
-  over `MAX_HEAD_BYTES` as it arrives (400, connection closed). The limit is above the app's
-  64 KiB header limit, so heads between the two still get the app's JSON 431.
+- **Header size limit in the parser**: httptools, with a cap on the request head
+  (`backend.http_protocol`), so one huge header block cannot stall the worker's other clients.
 - **Proxy headers** (`X-Forwarded-For`, `X-Forwarded-Proto`) are honoured from the addresses in
   `FORWARDED_ALLOW_IPS` (uvicorn's variable; default 127.0.0.1).
 - **Logging.** uvicorn's access log is off; the app writes one JSON line per request on
@@ -26,7 +22,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-MAX_HEAD_BYTES = 128 * 1024
+from backend.http_protocol import HeadLimitedHttpToolsProtocol
 
 
 def log_config() -> dict[str, Any]:
@@ -66,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        http="h11",
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http=HeadLimitedHttpToolsProtocol,
         proxy_headers=True,
         access_log=False,
         log_config=log_config(),

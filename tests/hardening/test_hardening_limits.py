@@ -192,9 +192,9 @@ def send_huge_head(port: int, size: int, attack: Attack) -> None:
 
 @pytest.mark.spec("EC-2", "SC-009", "SC-001")
 def test_an_80_mb_header_block_is_cut_off_early_and_stalls_no_one(live_backend: Server) -> None:
-    """`python -m backend` (h11, 128 KiB head limit): an 80 MB head is refused while it streams
-    in, and other clients keep answering meanwhile. (Under uvicorn's default httptools parser
-    the whole 80 MB was read, others waited 4-7 s, and the 431 came after 8-10 s.)"""
+    """`python -m backend` (128 KiB head limit in the protocol): an 80 MB head is refused while it
+    streams in, and other clients keep answering meanwhile. (Under uvicorn's plain httptools
+    protocol the whole 80 MB was read, others waited 4-7 s, and the 431 came after 8-10 s.)"""
     size = 80 * 1024 * 1024
     attack = Attack()
     sender = threading.Thread(target=send_huge_head, args=(port_of(live_backend), size, attack))
@@ -219,6 +219,25 @@ def test_an_80_mb_header_block_is_cut_off_early_and_stalls_no_one(live_backend: 
     assert attack.seconds < 2.0
     assert attack.answer == b"" or 400 <= (status_of(attack.answer) or 0) < 500
     assert max(latencies) < 1.0
+
+
+@pytest.mark.spec("EC-2", "SC-009")
+def test_heads_between_the_app_limit_and_the_parser_limit_get_the_json_431(
+    live_backend: Server,
+) -> None:
+    """96 KiB of headers: over the app's 64 KiB, under the server's 128 KiB cut-off, so the
+    frontend still reads a JSON `detail`; a 1 MiB request line is cut off by the server."""
+    headers = "".join(f"X-Pad-{n}: {'p' * 1000}\r\n" for n in range(96))
+    answer = raw_exchange(
+        port_of(live_backend), f"GET /health HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode()
+    )
+    long_line = raw_exchange(
+        port_of(live_backend), f"GET /{'a' * 2**20} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+
+    assert status_of(answer) == 431
+    assert b'{"detail":"Request headers too large"}' in answer
+    assert long_line == b"" or status_of(long_line) == 400
 
 
 # --- slow clients (real server) -------------------------------------------------------------
