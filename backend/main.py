@@ -19,6 +19,7 @@ from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import Database, create_db_engine, resolve_database_url
+from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
 from backend.middleware import (
     ErrorResponseMiddleware,
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         servers=[{"url": "http://localhost:8000", "description": "Local (`nox -s dev`)"}],
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, check_caller=refuse_foreign_caller)
     app.include_router(tasks.router)
     app.include_router(health.router)
     # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
