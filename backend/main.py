@@ -1,4 +1,5 @@
-"""The application: `create_app()` builds it; `uvicorn backend.main:app` serves it.
+"""The application: `create_app()` builds it; `python -m backend` serves it (a factory:
+`uvicorn --factory backend.main:create_app`, so importing this module needs no settings).
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
 applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (engine + its
@@ -7,7 +8,6 @@ threads) and token verifier the requests share; shutdown releases them.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -98,10 +98,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestLogMiddleware)
     return app
-
-
-def __getattr__(name: str) -> Any:
-    """`backend.main:app` for uvicorn, built on first access so importing needs no settings."""
-    if name == "app":
-        return create_app()
-    raise AttributeError(name)

@@ -74,7 +74,7 @@ def test_health_needs_no_token_and_reports_the_database(client: TestClient) -> N
 @pytest.mark.spec("FR-015")
 def test_missing_secret_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import backend.main as m; m.app"],
+        [sys.executable, "-c", "import backend.main as m; m.create_app()"],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
         cwd=tmp_path,  # no .env here
         capture_output=True,
