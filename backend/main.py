@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app, check_caller=refuse_foreign_caller)
-    app.include_router(tasks.router)
+    # FastAPI counts a streamed body against the limit; a declared one is refused earlier, by
+    # RequestLimitMiddleware.
+    app.include_router(tasks.router, max_body_size=settings.max_body_bytes)
     app.include_router(health.router)
     # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
     # a browser can read them; the request log is outermost, so it sees preflights and the
