@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import SECRET
+
+from tests.helpers import SECRET
 
 HARNESS = Path(__file__).parent / "better_auth"
 START_TIMEOUT_SECONDS = 30

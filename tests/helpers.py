@@ -1,6 +1,7 @@
 """Helpers tests import: signed callers, token minting, direct database counts.
 
-(Fixtures live in conftest.py; these are plain functions and classes, importable as `helpers`.)
+(Fixtures live in conftest.py; these are plain functions and classes, imported as
+`from tests.helpers import ...`.)
 """
 
 import time

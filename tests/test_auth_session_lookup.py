@@ -16,9 +16,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import SECRET, Caller, count_tasks
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from tests.helpers import SECRET, Caller, count_tasks
 
 USER = "sessionUser0123456789abcdefghijk"
 OTHER = "otherUser0123456789abcdefghijklm"

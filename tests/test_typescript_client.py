@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import AUTH_URL, SECRET, make_token
 from sqlalchemy.engine import URL
 
 from devtools.servers import Server, backend_server, running
+from tests.helpers import AUTH_URL, SECRET, make_token
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "typescript"
 

@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from hardening_support import report
-from helpers import Caller
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from devtools.servers import free_port
+from tests.hardening.hardening_support import report
+from tests.helpers import Caller
 
 DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in the failure tests (default 1.5)
 ROLE = "neondb_owner"

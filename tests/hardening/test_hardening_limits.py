@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import HTTPResponse, raw_exchange, report, status_of
-from helpers import Caller, count_tasks, create
 from sqlalchemy.engine import Engine
 
 from devtools.servers import Server
+from tests.hardening.hardening_support import HTTPResponse, raw_exchange, report, status_of
+from tests.helpers import Caller, count_tasks, create
 
 LIMIT = 64 * 1024
 
@@ -382,6 +382,9 @@ ROUND_TRIP = [
     "\u202eRTL override\u202c",
     "e\u0301 combining acute (decomposed)",
     "é precomposed",
+    "Café ☕ — naïve façade",
+    "🏳️‍🌈 flag (emoji with variation selector)",
+    "中文任务",
     "Z̤̈a̸l̴g̷o̵",
     "日本語のタスク",
     "\U0001d49c\U0001d4c8\U0001d4c9\U0001d4c7\U0001d4b6\U0001d4c1 math (astral plane)",

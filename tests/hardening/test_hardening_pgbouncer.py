@@ -14,13 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import HTTPResponse, PgBouncer, pgbouncer, pgbouncer_binary, report
-from helpers import AUTH_URL, SECRET, Caller
-from neon_support import DEADLINE, ENDPOINT, run_locked_row_case
 from sqlalchemy.engine import URL, Engine
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.hardening.hardening_support import (
+    HTTPResponse,
+    PgBouncer,
+    pgbouncer,
+    pgbouncer_binary,
+    report,
+)
+from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
+from tests.helpers import AUTH_URL, SECRET, Caller
 
 USER = Caller("pooled-user-0123456789abcdefghij")
 
