@@ -9,8 +9,8 @@ loadtests/README.md):
 
 - **Header size limit in the parser.** uvicorn's default httptools parser buffers the request
   line and headers without any limit, copying them in time that grows with the square of their
-  size: one 80 MB header block held a worker's event loop for seconds, and the app's own 431
-  check only runs once parsing is over. h11 with `h11_max_incomplete_event_size` refuses a head
+  size: a huge header block holds a worker's event loop, and the app's own 431 check only runs
+  once parsing is over. h11 with `h11_max_incomplete_event_size` refuses a head
   over `MAX_HEAD_BYTES` as it arrives (400, connection closed). The limit is above the app's
   64 KiB header limit, so heads between the two still get the app's JSON 431.
 - **Proxy headers** (`X-Forwarded-For`, `X-Forwarded-Proto`) are honoured from the addresses in
