@@ -4,9 +4,10 @@
 `from tests.helpers import ...`.)
 """
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 import pytest
@@ -32,6 +33,14 @@ def signing_secret() -> str:
     if _signing_secret is None:
         pytest.skip("needs --secret (mints its own tokens)")
     return _signing_secret
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool a test needs is missing: skip locally, fail under `CI=true` (where CI must have
+    installed it, and nothing that matters may be skipped)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI must install it)")
+    pytest.skip(reason)
 
 
 def count_tasks(engine: Engine, user_id: str | None = None) -> int:

@@ -331,7 +331,9 @@ def test_a_token_that_expires_between_two_requests_is_refused_on_the_second(
     clock = FakeClock()
     client = make_client(jwt_leeway_seconds=0, clock=clock)
     expires = int(clock.now) + 60
-    headers = {"Authorization": f"Bearer {make_token(alice.id, exp=expires)}"}
+    # Issued by the same clock: with no leeway, a real-time `iat` a second ahead would be refused.
+    token = make_token(alice.id, iat=int(clock.now), exp=expires)
+    headers = {"Authorization": f"Bearer {token}"}
 
     first = client.post(alice.tasks, json={"title": "before"}, headers=headers)
     clock.now = expires - 0.001

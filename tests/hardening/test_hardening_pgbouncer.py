@@ -8,7 +8,6 @@ serially and from concurrent threads. Skipped only when `pgbouncer` is not insta
 not "true"; in CI a missing PgBouncer fails.
 """
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +25,7 @@ from tests.hardening.hardening_support import (
     report,
 )
 from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
-from tests.helpers import AUTH_URL, SECRET, Caller
+from tests.helpers import AUTH_URL, SECRET, Caller, unavailable
 
 USER = Caller("pooled-user-0123456789abcdefghij")
 
@@ -35,10 +34,7 @@ USER = Caller("pooled-user-0123456789abcdefghij")
 def bouncer(database_url: URL) -> Iterator[PgBouncer]:
     binary = pgbouncer_binary()
     if binary is None:
-        message = "pgbouncer is not installed (apt-get install pgbouncer)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must install it")
-        pytest.skip(message)
+        unavailable("pgbouncer is not installed (apt-get install pgbouncer)")
     with pgbouncer(binary, database_url, pool_size=3) as running:
         yield running
 
