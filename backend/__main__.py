@@ -4,7 +4,8 @@ Defaults come from the environment platforms set (`HOST`, `PORT`, `WEB_CONCURREN
 the process's contract with its host, not app settings, so they are read here and not from
 `Settings` (and `--help` works without a secret).
 
-What it fixes beyond plain `uvicorn backend.main:app` (measured figures: loadtests/README.md):
+What it fixes beyond plain `uvicorn --factory backend.main:create_app` (figures:
+loadtests/README.md):
 
 - **Header size limit in the parser**: httptools, with a cap on the request head
   (`backend.http_protocol`), so one huge header block cannot stall the worker's other clients.
@@ -58,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     uvicorn.run(
-        "backend.main:app",
+        "backend.main:create_app",
+        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -7,7 +7,7 @@ route itself validates (404/422).
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security, status
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.auth.jwt import InvalidTokenError, TokenVerifier
 from backend.db import Database
@@ -51,24 +51,27 @@ async def authenticate(request: Request) -> str:
         raise _unauthorized(f"Invalid token: {exc.reason}", "invalid_token") from None
 
 
-class BetterAuthBearer(HTTPBearer):
-    """FastAPI's bearer scheme, so `/docs` gets its "Authorize" button, that also verifies.
-
-    One dependency instead of a scheme plus a verifier: the scheme's own parsing is replaced by
-    the stricter `bearer_token`, and the value it yields is the proven user id.
-    """
-
-    async def __call__(self, request: Request) -> str:  # type: ignore[override]
-        return await authenticate(request)
-
-
-bearer_scheme = BetterAuthBearer(
+bearer_scheme = HTTPBearer(
     scheme_name="BetterAuthJWT",
     bearerFormat="JWT",
     description="A Better Auth JWT: `/api/auth/token`, or HS256 signed with BETTER_AUTH_SECRET.",
+    auto_error=False,
 )
 
-CurrentUserId = Annotated[str, Security(bearer_scheme)]
+
+async def current_user_id(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> str:
+    """The proven user id of the caller.
+
+    `bearer_scheme` is here for OpenAPI (the security scheme, `/docs`' "Authorize" button); its
+    lenient parse is ignored in favour of the stricter `bearer_token`.
+    """
+    return await authenticate(request)
+
+
+CurrentUserId = Annotated[str, Depends(current_user_id)]
 
 
 def ensure_owner(path_user_id: str, token_user_id: str) -> None:
@@ -91,3 +94,11 @@ async def owned_user_id(
 
 
 OwnedUserId = Annotated[str, Depends(owned_user_id)]
+
+
+async def refuse_foreign_caller(request: Request) -> None:
+    """Raise the 401/403 the route's dependencies would, for an error FastAPI raises before they
+    run (a body it cannot parse): a caller the route would refuse must not learn about the body.
+    `main.py` hands it to the error handlers, which stay below the auth layer."""
+    if "user_id" in request.path_params and getattr(request.state, "user_id", None) is None:
+        ensure_owner(request.path_params["user_id"], await authenticate(request))

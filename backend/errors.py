@@ -3,17 +3,19 @@
 - HTTP errors keep their status and headers; the detail is always a string.
 - 422 adds `errors`: FastAPI's field errors reduced to `loc`, `msg`, `type` (the rejected input
   is not echoed back). An unauthenticated or foreign caller gets 401/403 instead: FastAPI parses
-  JSON before dependencies run, and a 422 must not answer a caller the route would refuse.
+  JSON before dependencies run, and a 422 must not answer a caller the route would refuse. The
+  check is the auth layer's, handed in by `main.py` (`install_error_handlers`), so this module
+  depends on nothing above the database.
 - A database that cannot be reached, or a statement cancelled at its deadline, is a 503 with
   `Retry-After`, not a 500.
 - Anything else is a plain 500; the trace goes to the server log only.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -22,7 +24,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.db import StatementTimeoutError
-from backend.dependencies import authenticate, ensure_owner
 
 logger = logging.getLogger("backend")
 
@@ -50,12 +51,7 @@ def error_response(
     return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
 
 
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
-        # FastAPI's 400 for a JSON body it cannot even decode (invalid UTF-8, nesting deeper than
-        # the parser's recursion limit): the same client error as malformed JSON, so the same 422.
-        return await validation_error(request, _undecodable_body(exc.__cause__))
+def _http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return error_response(exc.status_code, detail, exc.headers)
 
@@ -81,15 +77,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error['msg']}" if where else error["msg"]
 
 
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    if "user_id" in request.path_params:
-        try:
-            ensure_owner(request.path_params["user_id"], await authenticate(request))
-        except HTTPException as refusal:
-            return await http_error(request, refusal)
-        except DBAPIError as failure:  # session-token lookup with the database down
-            return await database_error(request, failure)
+def _validation_error_response(exc: RequestValidationError) -> JSONResponse:
     errors = _field_errors(exc)
     return JSONResponse(
         {"detail": "; ".join(_describe(err) for err in errors), "errors": errors},
@@ -131,7 +119,34 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+CallerCheck = Callable[[Request], Awaitable[None]]
+"""Raises the `HTTPException` (401/403) a route would answer a refused caller with."""
+
+
+def install_error_handlers(app: FastAPI, check_caller: CallerCheck) -> None:
+    """Register the handlers; a 422 goes only to callers `check_caller` lets through."""
+
+    async def refused_or_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        try:
+            await check_caller(request)
+        except StarletteHTTPException as refusal:
+            return _http_error_response(refusal)
+        except DBAPIError as failure:  # session-token lookup with the database down
+            return await database_error(request, failure)
+        return _validation_error_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+            # FastAPI's 400 for a JSON body it cannot even decode (invalid UTF-8, nesting deeper
+            # than the parser's recursion limit): the same client error as malformed JSON.
+            return await refused_or_invalid(request, _undecodable_body(exc.__cause__))
+        return _http_error_response(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return await refused_or_invalid(request, exc)
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(PoolTimeoutError, database_unavailable)

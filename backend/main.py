@@ -1,4 +1,5 @@
-"""The application: `create_app()` builds it; `uvicorn backend.main:app` serves it.
+"""The application: `create_app()` builds it; `python -m backend` serves it (a factory:
+`uvicorn --factory backend.main:create_app`, so importing this module needs no settings).
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
 applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (engine + its
@@ -7,7 +8,6 @@ threads) and token verifier the requests share; shutdown releases them.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +19,7 @@ from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import Database, create_db_engine, resolve_database_url
+from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
 from backend.middleware import (
     ErrorResponseMiddleware,
@@ -65,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         servers=[{"url": "http://localhost:8000", "description": "Local (`nox -s dev`)"}],
     )
     app.state.settings = settings
-    install_error_handlers(app)
-    app.include_router(tasks.router)
+    install_error_handlers(app, check_caller=refuse_foreign_caller)
+    # FastAPI counts a streamed body against the limit; a declared one is refused earlier, by
+    # RequestLimitMiddleware.
+    app.include_router(tasks.router, max_body_size=settings.max_body_bytes)
     app.include_router(health.router)
     # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
     # a browser can read them; the request log is outermost, so it sees preflights and the
@@ -97,10 +100,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestLogMiddleware)
     return app
-
-
-def __getattr__(name: str) -> Any:
-    """`backend.main:app` for uvicorn, built on first access so importing needs no settings."""
-    if name == "app":
-        return create_app()
-    raise AttributeError(name)

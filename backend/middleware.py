@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
@@ -57,25 +56,18 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADER_COUNT = 100
 
 
-class _BodyTooLargeError(HTTPException):
-    """Raised while the body streams in. An `HTTPException`, because FastAPI reads the body itself
-    and turns any other exception from it into a 400 "error parsing the body"."""
-
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            413, f"Request body larger than {max_bytes} bytes", headers={"Connection": "close"}
-        )
-
-
 class RequestLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with a JSON 413, before anything else reads them.
+    """Refuse oversized requests with a JSON answer before anything reads them.
 
-    Also refuses a request whose headers exceed 64 KiB or 100 fields (431): uvicorn's httptools
-    parser (the default with `uvicorn[standard]`) sets no such limit of its own.
+    - Headers over 64 KiB or 100 fields: 431. uvicorn's httptools parser (the default with
+      `uvicorn[standard]`) sets no such limit, and neither FastAPI nor Starlette has one.
+    - A declared `Content-Length` over `max_bytes`: 413, without reading a byte, on any path.
 
-    A declared `Content-Length` over the limit is refused without reading a byte; a chunked body
-    is counted as it streams in. (Starlette's own limit answers in plain text, which frontends
-    cannot turn into `new Error(body.detail)`.)
+    A body that streams in (chunked) is counted by FastAPI's own `max_body_size`, set on the
+    routes in `create_app`; its 413 is an `HTTPException`, so our handler answers it in JSON.
+    The declared length is checked here rather than left to FastAPI because Starlette refuses
+    it with a plain-text 413 from *outside* every user middleware (no CORS, no request log) on
+    a route that reads no body or a path that matches none, and frontends need `detail`.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -83,58 +75,29 @@ class RequestLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
-        if (
-            len(raw_headers) > MAX_HEADER_COUNT
-            or sum(len(name) + len(value) for name, value in raw_headers) > MAX_HEADER_BYTES
-        ):
-            await self._refuse(scope, receive, send, 431, "Request headers too large")
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-        started = False
+        if scope["type"] == "http":
+            raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+            if (
+                len(raw_headers) > MAX_HEADER_COUNT
+                or sum(len(name) + len(value) for name, value in raw_headers) > MAX_HEADER_BYTES
+            ):
+                await _refuse(scope, receive, send, 431, "Request headers too large")
+                return
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                detail = f"Request body larger than {self.max_bytes} bytes"
+                await _refuse(scope, receive, send, 413, detail)
+                return
+        await self.app(scope, receive, send)
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLargeError(self.max_bytes)
-            return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracked_send)
-        except _BodyTooLargeError:
-            if started:
-                raise
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        status_code: int = 413,
-        detail: str | None = None,
-    ) -> None:
-        response = JSONResponse(
-            {"detail": detail or f"Request body larger than {self.max_bytes} bytes"},
-            status_code=status_code,
-            headers={"Connection": "close"},
-        )
-        await response(scope, receive, send)
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status_code: int, detail: str
+) -> None:
+    response = JSONResponse(
+        {"detail": detail}, status_code=status_code, headers={"Connection": "close"}
+    )
+    await response(scope, receive, send)
 
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]

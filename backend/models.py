@@ -52,13 +52,7 @@ Description = Annotated[
 ]
 
 
-class TaskBase(SQLModel):
-    title: str = Field(max_length=TITLE_MAX)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    completed: bool = False
-
-
-class Task(TaskBase, table=True):
+class Task(SQLModel, table=True):
     """One row per task; `user_id` is Better Auth's user id (the backend keeps no user table)."""
 
     __tablename__ = "task"

@@ -93,8 +93,9 @@ def backend_server(
     """
     port = port or free_port()
     if reload:
-        command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--reload"]
-        command += ["--reload-dir", "backend", "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-m", "uvicorn", "backend.main:create_app", "--factory"]
+        command += ["--reload", "--reload-dir", "backend"]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
     else:
         command = [sys.executable, "-m", "backend", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--workers", str(workers)]

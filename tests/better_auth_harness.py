@@ -17,10 +17,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
-from helpers import SECRET
+
+from tests.helpers import SECRET, unavailable
 
 HARNESS = Path(__file__).parent / "better_auth"
 START_TIMEOUT_SECONDS = 30
@@ -79,11 +81,8 @@ class BetterAuth:
         return token
 
 
-def _unavailable(reason: str) -> None:
-    message = f"{reason}: run `npm ci --prefix tests/better_auth` (Node 20+)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+def _unavailable(reason: str) -> NoReturn:
+    unavailable(f"{reason}: run `npm ci --prefix tests/better_auth` (Node 20+)")
 
 
 @pytest.fixture(scope="session")

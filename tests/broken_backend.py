@@ -1,6 +1,6 @@
 """Deliberately broken copies of our backend, for proving that conformance mode catches them.
 
-`uvicorn broken_backend:create_app --factory` with `BROKEN=` a comma-separated list of:
+`uvicorn tests.broken_backend:create_app --factory` with `BROKEN=` a comma-separated list of:
 
 - `unscoped-list` — the list answers every user's tasks (FR-006/FR-008/US-2.1/SC-002 broken),
 - `accept-bad-signature` — a token whose signature does not verify is re-signed before the real
@@ -8,7 +8,7 @@
 - `patch-only` — PUT on a task answers 405; only PATCH updates (US-3/FR-010 broken),
 
 the way surveyed third-party backends break the contract. The real app (settings from the
-environment, like `uvicorn backend.main:app`) does everything else. A test fixture, not a product.
+environment, like `python -m backend`) does everything else. A test fixture, not a product.
 """
 
 import json

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from helpers import Caller, use_signing_secret
+
+from tests.helpers import Caller, use_signing_secret
 
 # Fixtures that reach inside our own process: a test asking for one is not black-box.
 INTERNAL_FIXTURES = frozenset(

@@ -8,25 +8,22 @@ Conformance mode (`--base-url URL`, see tests/conformance.py and `nox -s conform
 `client`, `alice`, `bob` and `origin` fixtures point at a running backend and fresh random users,
 and only black-box tests run; the same test functions, no copies.
 
-Every test names the SPEC.md IDs it proves with `@pytest.mark.spec(...)`; the summary at the end
-of a run lists each ID with its tests, and with `SPEC_COVERAGE_STRICT=1` (as `nox -s tests`
-sets) a full run fails when any ID has none.
+Every test names the SPEC.md IDs it proves with `@pytest.mark.spec(...)`: see
+tests/spec_coverage.py (the table at the end of a run, and its strict mode).
+
+`tests` is a package: shared code is imported as `from tests.helpers import ...`.
 """
 
 import os
-import re
 import shutil
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conformance import ConformancePlugin, Target, add_options, target_from
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from helpers import AUTH_URL, SECRET, Caller
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine
 
@@ -36,8 +33,11 @@ from backend.auth.jwt import TokenVerifier
 from backend.config import Settings
 from backend.db import normalize_url
 from backend.main import create_app
+from tests.conformance import ConformancePlugin, Target, add_options, target_from
+from tests.helpers import AUTH_URL, SECRET, Caller
 
-SPEC_FILE = Path(__file__).parent.parent / "docs" / "SPEC.md"
+pytest_plugins = ["tests.spec_coverage"]
+
 _TARGET = pytest.StashKey[Target]()
 
 
@@ -51,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     target = target_from(config)
     config.stash[_TARGET] = target
     if target.conformance:
+        from tests.spec_coverage import spec_ids  # imported once pytest_plugins has loaded it
+
         config.pluginmanager.register(ConformancePlugin(config, target, spec_ids()), "conformance")
 
 
@@ -192,74 +194,3 @@ def bob(target: Target) -> Caller:
 def origin(target: Target) -> str:
     """The frontend origin CORS must allow: `--origin` in conformance mode."""
     return target.origin if target.conformance else AUTH_URL
-
-
-# --- SPEC ID coverage -----------------------------------------------------------------------
-
-SPEC_ID = re.compile(r"\b(US-\d+(?:\.\d+)?|FR-\d{3}|SC-\d{3}|EC-\d+|A-\d+)\b")
-_covered: dict[str, list[str]] = defaultdict(list)
-_unknown: set[str] = set()
-_unmarked: list[str] = []
-
-
-def spec_ids() -> list[str]:
-    found = dict.fromkeys(SPEC_ID.findall(SPEC_FILE.read_text(encoding="utf-8")))
-    return list(found)
-
-
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    known = set(spec_ids())
-    for item in items:
-        markers = list(item.iter_markers("spec"))
-        if not markers:
-            _unmarked.append(item.nodeid)
-        for marker in markers:
-            for spec_id in marker.args:
-                if spec_id in known:
-                    _covered[spec_id].append(item.nodeid)
-                else:
-                    _unknown.add(f"{spec_id} ({item.nodeid})")
-
-
-def _uncovered() -> list[str]:
-    ids = spec_ids()
-    covered = set(_covered)
-    # A parent story (US-2) is covered by its scenarios (US-2.1 …) as well as by itself.
-    return [
-        spec_id
-        for spec_id in ids
-        if spec_id not in covered and not any(c.startswith(spec_id + ".") for c in covered)
-    ]
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not _covered or config.stash[_TARGET].conformance:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("SPEC.md IDs covered by tests")
-    for spec_id in spec_ids():
-        tests = _covered.get(spec_id, [])
-        write(f"{spec_id:<8} {len(tests):>3} test(s)" + ("" if tests else "   <-- NOT COVERED"))
-    missing = _uncovered()
-    write(f"{len(spec_ids()) - len(missing)} of {len(spec_ids())} IDs covered")
-    if _unknown:
-        write("markers naming no SPEC.md ID: " + ", ".join(sorted(_unknown)))
-    if _unmarked:
-        write("tests naming no SPEC.md ID: " + ", ".join(_unmarked))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """With SPEC_COVERAGE_STRICT=1, an uncovered or misspelt ID, or an untagged test, fails."""
-    strict = (
-        os.environ.get("SPEC_COVERAGE_STRICT") == "1"
-        and not session.config.stash[_TARGET].conformance
-    )
-    if strict and session.exitstatus == 0 and (_uncovered() or _unknown or _unmarked):
-        print(
-            f"\nSPEC coverage failed: uncovered {_uncovered()}, unknown {sorted(_unknown)}, "
-            f"untagged tests {_unmarked}"
-        )
-        session.exitstatus = 1

@@ -1,11 +1,13 @@
 """Helpers tests import: signed callers, token minting, direct database counts.
 
-(Fixtures live in conftest.py; these are plain functions and classes, importable as `helpers`.)
+(Fixtures live in conftest.py; these are plain functions and classes, imported as
+`from tests.helpers import ...`.)
 """
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 import pytest
@@ -31,6 +33,14 @@ def signing_secret() -> str:
     if _signing_secret is None:
         pytest.skip("needs --secret (mints its own tokens)")
     return _signing_secret
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool a test needs is missing: skip locally, fail under `CI=true` (where CI must have
+    installed it, and nothing that matters may be skipped)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI must install it)")
+    pytest.skip(reason)
 
 
 def count_tasks(engine: Engine, user_id: str | None = None) -> int:

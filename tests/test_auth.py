@@ -8,11 +8,11 @@ import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, FakeClock, count_tasks, create, make_token, signing_secret
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from backend.config import Settings
+from tests.helpers import Caller, FakeClock, count_tasks, create, make_token, signing_secret
 
 # Every task endpoint, as (method, path below /api/{user_id}/tasks) with task id 1.
 ENDPOINTS = [
@@ -331,7 +331,9 @@ def test_a_token_that_expires_between_two_requests_is_refused_on_the_second(
     clock = FakeClock()
     client = make_client(jwt_leeway_seconds=0, clock=clock)
     expires = int(clock.now) + 60
-    headers = {"Authorization": f"Bearer {make_token(alice.id, exp=expires)}"}
+    # Issued by the same clock: with no leeway, a real-time `iat` a second ahead would be refused.
+    token = make_token(alice.id, iat=int(clock.now), exp=expires)
+    headers = {"Authorization": f"Bearer {token}"}
 
     first = client.post(alice.tasks, json={"title": "before"}, headers=headers)
     clock.now = expires - 0.001

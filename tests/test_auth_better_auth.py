@@ -7,9 +7,10 @@ plugin's EdDSA token checked against its live JWKS, and the cookie cache's HS256
 from collections.abc import Callable
 
 import pytest
-from better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
 from fastapi.testclient import TestClient
-from helpers import Caller
+
+from tests.better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
+from tests.helpers import Caller
 
 
 @pytest.mark.spec("FR-002", "A-2", "SC-008", "US-1.1", "US-2.1")

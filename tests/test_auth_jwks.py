@@ -25,13 +25,13 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
-from helpers import Caller, FakeClock, count_tasks
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from sqlalchemy.engine import Engine
 
 from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import InvalidTokenError
 from backend.config import Settings
+from tests.helpers import Caller, FakeClock, count_tasks
 
 AUTH_URL = "http://auth.test:3000"
 JWKS_URL = f"{AUTH_URL}/api/auth/jwks"

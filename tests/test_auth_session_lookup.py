@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -16,9 +17,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import SECRET, Caller, count_tasks
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from tests.helpers import SECRET, Caller, count_tasks
 
 USER = "sessionUser0123456789abcdefghijk"
 OTHER = "otherUser0123456789abcdefghijklm"
@@ -217,3 +219,24 @@ def test_missing_session_table_is_401_with_one_log_line(
     assert len(lines) == 1
     assert '"session" table' in lines[0].getMessage()
     assert token not in caplog.text
+
+
+@pytest.mark.spec("EC-3", "SC-010", "FR-001")
+def test_an_unparsable_body_with_the_session_database_down_is_a_503(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """A 422 goes only to a caller the route would accept; with the database down the session
+    cannot be looked up, so the answer is the outage's 503, as for a well-formed body."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again below: connections are refused
+    api = make_client(
+        better_auth_session_lookup=True,
+        neon_database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
+    )
+    headers = {**bearer("Opaque0123456789abcdefghijklmnop"), "Content-Type": "application/json"}
+
+    responses = [api.post(user.tasks, content=body, headers=headers) for body in (b"{", b"{}")]
+
+    assert [response.status_code for response in responses] == [503, 503]
+    assert all(response.headers["Retry-After"].isdigit() for response in responses)

@@ -1,16 +1,24 @@
-"""Configuration loading (FR-015) and the migration commands (FR-014)."""
+"""Configuration loading (FR-015), the embedded database when no URL is set (FR-013), and the
+migration commands (FR-014)."""
 
-from collections.abc import Iterator
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Engine
 
-from backend import migrate
+from backend import embedded_db, migrate
 from backend.config import Settings, get_settings
+from backend.main import create_app
+from tests.helpers import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +54,23 @@ def tables(url: URL) -> set[str]:
 
 
 @pytest.mark.spec("FR-015")
-def test_a_missing_secret_is_a_clear_exit_not_a_traceback(environment: pytest.MonkeyPatch) -> None:
+def test_a_missing_secret_is_a_clear_exit_not_a_traceback(
+    environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", "import backend.main as m; m.create_app()"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,  # no .env here
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert started.returncode != 0
+    assert started.stderr.strip().splitlines()[-1] == (
+        "Configuration error: BETTER_AUTH_SECRET missing or invalid "
+        "(set it in the environment or in .env; see .env.example)"
+    )
     with pytest.raises(SystemExit, match=r"^Configuration error: BETTER_AUTH_SECRET missing"):
         get_settings()
 
@@ -102,3 +126,24 @@ def test_cors_origins_accept_a_comma_separated_list() -> None:
     )  # type: ignore[call-arg]
 
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+@pytest.mark.spec("FR-013", "SC-007")
+def test_without_a_database_url_the_app_starts_its_own_postgresql_and_keeps_data(
+    make_settings: Callable[..., Settings], alice: Caller
+) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="todo-embedded-")) / "postgres"
+    settings = make_settings(
+        neon_database_url=None, embedded_db_dir=data_dir, migrate_on_startup=True
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            created = client.post(alice.tasks, json={"title": "kept"}, headers=alice.headers)
+        with TestClient(create_app(settings)) as client:  # a restart: same data directory
+            listed = client.get(alice.tasks, headers=alice.headers)
+    finally:
+        embedded_db.stop(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+    assert created.status_code == 201
+    assert [task["title"] for task in listed.json()] == ["kept"]

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import SECRET, count_tasks
 from sqlalchemy.engine import URL, Engine
 
 from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
+from tests.helpers import SECRET, count_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^(\S+)\s+(pass|FAIL|n/a)\b\s*(.*)$", re.MULTILINE)
@@ -134,11 +134,11 @@ def test_a_broken_backend_fails_and_names_the_broken_ids(
     port = free_port()
     broken = Server(
         "broken backend",
-        [sys.executable, "-m", "uvicorn", "broken_backend:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "tests.broken_backend:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         {**environment(database_url, auth_url,
                        BROKEN="unscoped-list,accept-bad-signature,patch-only"),
-         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+         "PYTHONPATH": str(ROOT)},
         f"http://127.0.0.1:{port}",
         "/health",
     )  # fmt: skip

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import httpx
 import jwt
 import pytest
-from helpers import SECRET
 from sqlalchemy.engine import URL
 
 from devtools.servers import backend_server, free_port, mock_auth_server, running
+from tests.helpers import SECRET
 
 PASSWORD = "correct horse battery staple"
 MODES = ("hs256", "eddsa")

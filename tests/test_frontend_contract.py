@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
+
+from tests.helpers import Caller, create
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
 from openapi_spec_validator import validate
+
+from tests.helpers import Caller, create
 
 OPERATIONS = {
     ("/api/{user_id}/tasks", "get"): "listTasks",
@@ -133,6 +134,25 @@ def test_a_null_title_or_completed_is_still_a_422(client: TestClient) -> None:
     task = create(client, alice)
     for body in ({"title": None}, {"completed": None}):
         response = client.put(alice.task(task["id"]), json=body, headers=alice.headers)
-        assert response.status_code == 422, body
+        assert response.status_code == 422, f"PUT {body}: {response.status_code}"
     cleared = client.put(alice.task(task["id"]), json={"description": None}, headers=alice.headers)
     assert (cleared.status_code, cleared.json()["description"]) == (200, None)
+
+
+@pytest.mark.spec("FR-018", "SC-006")
+@pytest.mark.internal  # our OpenAPI document and security scheme name
+def test_every_task_operation_documents_its_errors_and_needs_the_bearer(
+    schema: dict[str, Any],
+) -> None:
+    operations = [
+        (path, operation)
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/")
+        for operation in item.values()
+    ]
+    assert len(operations) == 7
+    for path, operation in operations:
+        codes = set(operation["responses"])
+        assert {"401", "403", "405", "413", "422", "429", "503"} <= codes, path
+        assert codes & {"200", "201", "204"}, path
+        assert {"BetterAuthJWT": []} in operation["security"], path

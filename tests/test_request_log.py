@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
+
+from tests.helpers import Caller, create
 
 ACCESS = "backend.access"
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
 from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.models import TaskPublic
+from tests.helpers import Caller, create
 
 CLIENT_DOCUMENT = Path(__file__).parent.parent / "clients" / "typescript" / "openapi.json"
 ONE = TypeAdapter(TaskPublic)

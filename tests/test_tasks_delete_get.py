@@ -2,8 +2,9 @@
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, count_tasks, create
 from sqlalchemy.engine import Engine
+
+from tests.helpers import Caller, count_tasks, create
 
 
 @pytest.mark.spec("US-5", "FR-012", "SC-005")

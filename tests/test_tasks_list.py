@@ -2,7 +2,8 @@
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
+
+from tests.helpers import Caller, create
 
 
 def titles(response_json: list[dict[str, object]]) -> list[object]:

@@ -4,7 +4,8 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import Caller, create
+
+from tests.helpers import Caller, create
 
 
 @pytest.mark.spec("US-4", "FR-011", "SC-005")

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import AUTH_URL, SECRET, make_token
 from sqlalchemy.engine import URL
 
 from devtools.servers import Server, backend_server, running
+from tests.helpers import AUTH_URL, SECRET, make_token, unavailable
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "typescript"
 
@@ -34,10 +34,7 @@ def npm() -> str:
     npm = shutil.which("npm")
     missing = npm is None or not (CLIENT / "node_modules" / ".bin" / "tsc").exists()
     if missing:
-        why = "Node tools missing: run `npm ci --prefix clients/typescript`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        unavailable("Node tools missing: run `npm ci --prefix clients/typescript`")
     assert npm is not None
     return npm
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hardening_support import SUMMARY, backend_env
 from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import URL
 
 from devtools.servers import Server, backend_server
+from tests.hardening.hardening_support import SUMMARY, backend_env
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from helpers import SECRET
 from hypothesis import settings
 from sqlalchemy.engine import URL
 
 from backend import embedded_db, migrate
 from devtools.servers import free_port
+from tests.helpers import SECRET
 
 SUMMARY: list[str] = []
 

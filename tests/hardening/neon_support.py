@@ -28,18 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from hardening_support import report
-from helpers import Caller
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from devtools.servers import free_port
+from tests.hardening.hardening_support import report
+from tests.helpers import Caller, unavailable
 
 DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in the failure tests (default 1.5)
 ROLE = "neondb_owner"
@@ -62,10 +61,7 @@ def postgres_bin_dir() -> Path | None:
 def require_postgres_bin_dir() -> Path:
     found = postgres_bin_dir()
     if found is None:
-        message = "Debian's postgresql binaries are not installed (apt-get install postgresql)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must install them")
-        pytest.skip(message)
+        unavailable("Debian's postgresql binaries are not installed (apt-get install postgresql)")
     return found
 
 

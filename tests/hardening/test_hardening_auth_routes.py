@@ -14,12 +14,12 @@ import fastapi.routing
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hardening_support import report
-from helpers import Caller
 from starlette.routing import BaseRoute, Mount
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.hardening.hardening_support import report
+from tests.helpers import Caller
 
 EXAMPLE_PARAMS = {"user_id": "alice-0123456789abcdefghijklmnop", "task_id": "1"}
 NO_TOKEN: dict[str, str] = {}

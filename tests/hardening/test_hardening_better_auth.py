@@ -10,10 +10,11 @@ browser history) and anyone may ask Better Auth to mail a fresh one, so on every
 from collections.abc import Callable
 
 import pytest
-from better_auth_harness import BetterAuth, SignedUp, better_auth  # noqa: F401 - the fixture
 from fastapi.testclient import TestClient
-from helpers import Caller, count_tasks
 from sqlalchemy.engine import Engine
+
+from tests.better_auth_harness import BetterAuth, SignedUp, better_auth  # noqa: F401 - the fixture
+from tests.helpers import Caller, count_tasks
 
 ROUTES = [
     ("GET", ""),

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from hardening_support import report
-from helpers import Caller
 
 from devtools.servers import Server
+from tests.hardening.hardening_support import report
+from tests.helpers import Caller
 
 N = 50
 

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from hardening_support import PrivatePostgres, backend_env, private_postgres, report
-from helpers import Caller
 
 from devtools.servers import Server, backend_server
+from tests.hardening.hardening_support import PrivatePostgres, backend_env, private_postgres, report
+from tests.helpers import Caller
 
 USER = Caller("durable-user-0123456789abcdefghi")
 WRITERS = 4

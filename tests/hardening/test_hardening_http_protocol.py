@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import uvicorn
-from hardening_support import raw_exchange, status_of
 
 from backend.config import Settings
 from backend.http_protocol import MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
 from backend.main import create_app
 from devtools.servers import free_port
+from tests.hardening.hardening_support import raw_exchange, status_of
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import hypothesis_settings, report
-from helpers import Caller
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -26,6 +24,9 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from tests.hardening.hardening_support import hypothesis_settings, report
+from tests.helpers import Caller
 
 USERS = [Caller("iso-alice"), Caller("iso-bob"), Caller("iso-carol")]
 FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")

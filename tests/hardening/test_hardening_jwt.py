@@ -22,9 +22,10 @@ import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi.testclient import TestClient
-from hardening_support import report
-from helpers import SECRET, Caller, count_tasks, make_token
 from sqlalchemy.engine import Engine
+
+from tests.hardening.hardening_support import report
+from tests.helpers import SECRET, Caller, count_tasks, make_token
 
 USER = "alice-0123456789abcdefghijklmnop"
 ATTACKER_JWKS = "https://attacker.example/jwks.json"

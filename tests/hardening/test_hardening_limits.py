@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import HTTPResponse, raw_exchange, report, status_of
-from helpers import Caller, count_tasks, create
 from sqlalchemy.engine import Engine
 
 from devtools.servers import Server
+from tests.hardening.hardening_support import HTTPResponse, raw_exchange, report, status_of
+from tests.helpers import Caller, count_tasks, create
 
 LIMIT = 64 * 1024
+ANSWER_WITHIN = 2.0  # SC-001: every API call answers within 2 s, attacks under way or not
 
 
 def port_of(server: Server) -> int:
@@ -211,14 +212,13 @@ def test_an_80_mb_header_block_is_cut_off_early_and_stalls_no_one(live_backend: 
     report(
         "80 MB header block",
         1 + len(latencies),
-        (attack.sent >= size) + sum(latency > 1.0 for latency in latencies),
+        (attack.sent >= size) + sum(latency > ANSWER_WITHIN for latency in latencies),
         f"refused after {attack.sent / 2**20:.0f} MiB sent, {attack.seconds * 1000:.0f} ms; "
         f"{len(latencies)} other requests meanwhile, slowest {max(latencies) * 1000:.0f} ms",
     )
-    assert attack.sent < size, "the server read the whole 80 MB head"
-    assert attack.seconds < 2.0
+    assert attack.sent < size, "the server read the whole 80 MB head"  # refused as it came
     assert attack.answer == b"" or 400 <= (status_of(attack.answer) or 0) < 500
-    assert max(latencies) < 1.0
+    assert max(latencies) < ANSWER_WITHIN  # others are not stalled meanwhile
 
 
 @pytest.mark.spec("EC-2", "SC-009")
@@ -245,10 +245,11 @@ def test_heads_between_the_app_limit_and_the_parser_limit_get_the_json_431(
 
 @pytest.fixture
 def slow_clients(live_backend: Server) -> Iterator[list[socket.socket]]:
-    """Ten connections sending a body one byte at a time (and one stuck in its headers)."""
+    """Ten connections sending a body one byte at a time (and one stuck in its headers); yielded
+    once the bodies are under way."""
     user = Caller("slow-user-0123456789abcdefghijk")
     sockets: list[socket.socket] = []
-    stop = threading.Event()
+    stop, under_way = threading.Event(), threading.Event()
     body = json.dumps({"title": "slow " + "x" * 80}).encode()
     for n in range(10):
         sock = socket.create_connection(("127.0.0.1", port_of(live_backend)))
@@ -269,9 +270,11 @@ def slow_clients(live_backend: Server) -> Iterator[list[socket.socket]]:
             for sock in sockets[1:]:
                 with contextlib.suppress(OSError):
                     sock.send(bytes([byte]))
+            under_way.set()
 
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
+    assert under_way.wait(5)
     yield sockets
     stop.set()
     thread.join()
@@ -284,7 +287,6 @@ def test_slow_clients_do_not_starve_the_others(
     live_backend: Server, slow_clients: list[socket.socket]
 ) -> None:
     user = Caller("fast-user-0123456789abcdefghijk")
-    time.sleep(0.3)  # the slow bodies are well under way
     latencies = []
     with httpx.Client(base_url=live_backend.url, headers=user.headers, timeout=10) as http:
         for n in range(10):
@@ -298,11 +300,11 @@ def test_slow_clients_do_not_starve_the_others(
     report(
         "Slow clients",
         len(latencies) * 2,
-        sum(latency > 1.0 for latency in latencies),
+        sum(latency > ANSWER_WITHIN for latency in latencies),
         f"{len(slow_clients)} slow connections open; normal create+list slowest "
         f"{slowest * 1000:.0f} ms",
     )
-    assert slowest < 1.0
+    assert slowest < ANSWER_WITHIN
 
 
 # --- path values ----------------------------------------------------------------------------
@@ -401,6 +403,9 @@ ROUND_TRIP = [
     "\u202eRTL override\u202c",
     "e\u0301 combining acute (decomposed)",
     "é precomposed",
+    "Café ☕ — naïve façade",
+    "🏳️‍🌈 flag (emoji with variation selector)",
+    "中文任务",
     "Z̤̈a̸l̴g̷o̵",
     "日本語のタスク",
     "\U0001d49c\U0001d4c8\U0001d4c9\U0001d4c7\U0001d4b6\U0001d4c1 math (astral plane)",

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import PrivatePostgres, private_postgres, report, url_string
-from helpers import AUTH_URL, SECRET, Caller
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.hardening.hardening_support import PrivatePostgres, private_postgres, report, url_string
+from tests.helpers import AUTH_URL, SECRET, Caller
 
 POOL_SIZE = 5
 CONNECT_TIMEOUT = 2

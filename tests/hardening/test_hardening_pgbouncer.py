@@ -8,19 +8,24 @@ serially and from concurrent threads. Skipped only when `pgbouncer` is not insta
 not "true"; in CI a missing PgBouncer fails.
 """
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import HTTPResponse, PgBouncer, pgbouncer, pgbouncer_binary, report
-from helpers import AUTH_URL, SECRET, Caller
-from neon_support import DEADLINE, ENDPOINT, run_locked_row_case
 from sqlalchemy.engine import URL, Engine
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.hardening.hardening_support import (
+    HTTPResponse,
+    PgBouncer,
+    pgbouncer,
+    pgbouncer_binary,
+    report,
+)
+from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
+from tests.helpers import AUTH_URL, SECRET, Caller, unavailable
 
 USER = Caller("pooled-user-0123456789abcdefghij")
 
@@ -29,10 +34,7 @@ USER = Caller("pooled-user-0123456789abcdefghij")
 def bouncer(database_url: URL) -> Iterator[PgBouncer]:
     binary = pgbouncer_binary()
     if binary is None:
-        message = "pgbouncer is not installed (apt-get install pgbouncer)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must install it")
-        pytest.skip(message)
+        unavailable("pgbouncer is not installed (apt-get install pgbouncer)")
     with pgbouncer(binary, database_url, pool_size=3) as running:
         yield running
 

@@ -19,8 +19,6 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hardening_support import hypothesis_settings, report
-from helpers import Caller
 from hypothesis import HealthCheck, given
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -33,6 +31,8 @@ from schemathesis.specs.openapi.checks import (
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.hardening.hardening_support import hypothesis_settings, report
+from tests.helpers import Caller
 
 FUZZER = Caller("fuzz-user-0123456789abcdefghijk")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0")) or 25

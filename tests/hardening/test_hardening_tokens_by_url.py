@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conformance import Target
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
-from helpers import Caller, signing_secret
+
+from tests.conformance import Target
+from tests.helpers import Caller, signing_secret
 
 pytestmark = pytest.mark.blackbox
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
-from better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
 from fastapi.testclient import TestClient
+
+from tests.better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
 
 ORIGIN = "http://localhost:3000"  # mock_auth's BETTER_AUTH_URL in these tests
 PASSWORD = "correct horse battery"
