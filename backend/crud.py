@@ -2,10 +2,10 @@
 
 Statements are written in SQLAlchemy Core on the SQLModel `task` table and compiled to SQL text
 once, at import (or once per query shape); a request then runs its text with bound parameters on
-the cursor of a pooled connection and gets plain tuples back. Measured here, that costs ~25 µs of
-CPU per statement against ~55 µs for `Connection.execute` of the same Core statement (and an ORM
-round about twice that again): CPU is what caps requests per second. Connecting, the pool and its
-checkout checks, autocommit and the translation of driver errors stay SQLAlchemy's.
+the cursor of a pooled connection and gets plain tuples back: less than half the CPU of
+`Connection.execute` for the same Core statement, and CPU is what caps requests per second
+(figures: loadtests/README.md). Connecting, the pool and its checkout checks, autocommit and the
+translation of driver errors stay SQLAlchemy's.
 
 Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
 read before it is written (no lost toggles) and no request can touch another user's row. Rows
@@ -41,7 +41,6 @@ task: Table = Task.__table__  # type: ignore[attr-defined]
 PUBLIC_FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
 _public = [task.c[name] for name in PUBLIC_FIELDS]
 SORT_COLUMNS = {"created": task.c.created_at, "updated": task.c.updated_at, "title": task.c.title}
-UPDATABLE = ("title", "description", "completed")
 _DIALECT = PGDialect_psycopg2()  # type: ignore[no-untyped-call]
 
 Row = tuple[Any, ...]

@@ -242,21 +242,26 @@ def _run_call(call: _Call, work: Callable[[], T]) -> T:
     _current.call = call
     try:
         try:
-            return work()
+            return _attempt(call, work)
         except DBAPIError as failure:
             if not (failure.connection_invalidated and call.rerunnable) or call.expired:
                 raise
             logger.info("database connection lost before the statement ran; rerunning it once")
-        except InvalidRequestError as failure:
-            # SQLAlchemy's "This connection is closed": both checkout attempts found the
-            # connection closed. An outage, not a bug: a 503 like any lost connection.
-            if not call.refused:
-                raise
-            raise DisconnectionError("no live connection at checkout") from failure
         call.rerunnable = False
-        return work()
+        return _attempt(call, work)
     finally:
         _current.call = None
+
+
+def _attempt(call: _Call, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except InvalidRequestError as failure:
+        # SQLAlchemy's "This connection is closed": both checkout attempts found the connection
+        # closed. An outage, not a bug: a 503 like any lost connection (on a rerun too).
+        if not call.refused:
+            raise
+        raise DisconnectionError("no live connection at checkout") from failure
 
 
 def _cancel(handle: int) -> None:
@@ -273,9 +278,9 @@ class Database:
     """The engine, and a thread pool sized to its connection pool that runs its statements.
 
     psycopg2 blocks, so statements must not run on the event loop. FastAPI's way out, a plain
-    `def` handler, hands the whole request to its thread pool; measured here that costs ~390 µs
-    of CPU per request against ~160 µs for a dedicated pool, a third of the backend's CPU per
-    request. So handlers are `async def` and `await database.run(...)`.
+    `def` handler, hands the whole request to its thread pool, at more than twice the CPU of a
+    hop to a dedicated pool (figures: loadtests/README.md). So handlers are `async def` and
+    `await database.run(...)`.
 
     One thread per pooled connection: a statement never waits in the executor for a connection
     that cannot exist. Admission is bounded like the pool: a request that cannot get a thread

@@ -1,7 +1,7 @@
 """Task JSON written straight from database rows: what the task routes return.
 
 FastAPI would validate every returned row into the route's `response_model`, then serialise the
-model: measured here that is the largest single cost of a list after dependency resolution. The
+model: the largest single cost of a list after dependency resolution (loadtests/README.md). The
 rows are already exactly `TaskPublic` (typed by the database, in its field order), so they are
 dumped to JSON directly by pydantic-core, the serializer FastAPI itself ends in; the only work
 the model's validator did, moving timestamps to UTC, is done here. Routes keep
