@@ -33,7 +33,8 @@ def tests(session: nox.Session) -> None:
     if shutil.which("npm"):
         for prefix in NODE_PACKAGES:
             if not (Path(prefix) / "node_modules").is_dir():
-                session.run("npm", "ci", "--prefix", prefix, "--no-audit", "--no-fund", external=True)
+                npm_ci = ("npm", "ci", "--prefix", prefix, "--no-audit", "--no-fund")
+                session.run(*npm_ci, external=True)
     session.run(
         "pytest",
         "--cov=backend",
