@@ -35,13 +35,16 @@ def tests(session: nox.Session) -> None:
             if not (Path(prefix) / "node_modules").is_dir():
                 npm_ci = ("npm", "ci", "--prefix", prefix, "--no-audit", "--no-fund")
                 session.run(*npm_ci, external=True)
+    # A subset (`nox -s tests -- tests/test_auth.py -x`) is judged by its tests alone: the
+    # coverage floor and the SPEC ID table's strictness apply to the whole suite.
+    whole = not session.posargs
     session.run(
         "pytest",
         "--cov=backend",
         "--cov-report=term",
-        "--cov-fail-under=95",
+        f"--cov-fail-under={95 if whole else 0}",
         *session.posargs,
-        env={"SPEC_COVERAGE_STRICT": "0" if session.posargs else "1"},
+        env={"SPEC_COVERAGE_STRICT": "1" if whole else "0"},
     )
 
 
