@@ -109,10 +109,13 @@ def _is_connection_error(exc: DBAPIError) -> bool:
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """The trace goes to the log under the route template (like the request log: the path names
+    the user), and the request id that ties it to the client's answer."""
+    route = getattr(request.scope.get("route"), "path", None)
     logger.error(
         "unhandled error on %s %s (request id %s)",
         request.method,
-        request.url.path,
+        route or "(no route)",
         getattr(request.state, "request_id", None),
         exc_info=exc,
     )

@@ -240,3 +240,22 @@ def test_an_unparsable_body_with_the_session_database_down_is_a_503(
 
     assert [response.status_code for response in responses] == [503, 503]
     assert all(response.headers["Retry-After"].isdigit() for response in responses)
+
+
+@pytest.mark.spec("EC-3", "SC-010", "SC-009")
+def test_an_unparsable_body_while_the_session_lookup_times_out_is_a_503(
+    make_client: Callable[..., TestClient], better_auth_tables: None, db_engine: Engine
+) -> None:
+    """The lookup runs under the statement deadline too: a locked `session` table makes it time
+    out, and the answer is the 503 of any slow database, for a broken body as for a good one."""
+    token = new_session(db_engine)
+    api = make_client(better_auth_session_lookup=True, db_statement_timeout_seconds=0.3)
+    headers = {**bearer(token), "Content-Type": "application/json"}
+
+    locking = db_engine.connect().execution_options(isolation_level="READ COMMITTED")
+    with locking as locker, locker.begin():  # the lock holds until this transaction ends
+        locker.execute(text('LOCK TABLE "session" IN ACCESS EXCLUSIVE MODE'))
+        responses = [api.post(user.tasks, content=body, headers=headers) for body in (b"{", b"{}")]
+
+    assert [response.status_code for response in responses] == [503, 503]
+    assert all(response.json()["detail"] for response in responses)
