@@ -86,9 +86,9 @@ def _optional_in_schema(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _optional(description: str) -> Any:
+def _optional(description: str, default: Any = None) -> Any:
     return Field(
-        default=None,
+        default=default,
         description=description,
         schema_extra={"json_schema_extra": _optional_in_schema},
     )
@@ -97,11 +97,7 @@ def _optional(description: str) -> Any:
 class TaskCreate(SQLModel):
     title: Title
     description: Description | None = _optional("Optional; `null` or left out: no description")
-    completed: StrictBool = Field(
-        default=False,
-        description="Defaults to false",
-        schema_extra={"json_schema_extra": _optional_in_schema},
-    )
+    completed: StrictBool = _optional("Defaults to false", default=False)
 
 
 class TaskUpdate(SQLModel):
