@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import psycopg2
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -103,8 +104,6 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
-    import psycopg2
-
     return isinstance(exc.orig, psycopg2.OperationalError | psycopg2.InterfaceError)
 
 
