@@ -5,6 +5,7 @@ a real uvicorn on the session database, so the black-box tests in-process and by
 functions and cannot drift. The broken copies come from `broken_backend.py` (a fixture).
 """
 
+import os
 import re
 import socket
 import subprocess
@@ -38,6 +39,8 @@ def conformance(*args: str) -> tuple[int, str, dict[str, tuple[str, str]]]:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=no", *args],
         cwd=ROOT,
+        # Summary lines are cut to the terminal's width, which a pipe leaves to the environment.
+        env={**os.environ, "COLUMNS": "250"},
         capture_output=True,
         text=True,
         timeout=300,
