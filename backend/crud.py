@@ -1,11 +1,10 @@
 """Every SQL statement the API runs, one per request, compiled once and sent as plain SQL.
 
 Statements are written in SQLAlchemy Core on the SQLModel `task` table and compiled to SQL text
-once, at import (or once per query shape); a request then runs its text with bound parameters on
-the cursor of a pooled connection and gets plain tuples back: less than half the CPU of
+once, at import (or once per query shape); a request then runs its text with bound parameters
+through `Database.fetch` and gets plain tuples back: less than half the CPU of
 `Connection.execute` for the same Core statement, and CPU is what caps requests per second
-(figures: loadtests/README.md). Connecting, the pool and its checkout checks, autocommit and the
-translation of driver errors stay SQLAlchemy's.
+(figures: loadtests/README.md).
 
 Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
 read before it is written (no lost toggles) and no request can touch another user's row. Rows
@@ -13,14 +12,12 @@ come back as tuples in `TaskPublic`'s field order (`PUBLIC_FIELDS`), ready to se
 """
 
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ClauseElement,
-    Engine,
     String,
     Table,
     bindparam,
@@ -34,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 
+from backend.db import Database, Row
 from backend.models import Task
 
 task: Table = Task.__table__  # type: ignore[attr-defined]
@@ -43,8 +41,7 @@ _public = [task.c[name] for name in PUBLIC_FIELDS]
 SORT_COLUMNS = {"created": task.c.created_at, "updated": task.c.updated_at, "title": task.c.title}
 _DIALECT = PGDialect_psycopg2()  # type: ignore[no-untyped-call]
 
-Row = tuple[Any, ...]
-"""A task as `PUBLIC_FIELDS` (a list row carries its total after them)."""
+# A `Row` here is a task as `PUBLIC_FIELDS` (a list row carries its total after them).
 
 
 @dataclass(frozen=True)
@@ -132,30 +129,12 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _fetch(engine: Engine, sql: str, params: Mapping[str, Any]) -> Sequence[Row]:
-    """Run one statement on a pooled connection (autocommit: it is its own transaction)."""
-    with engine.connect() as connection:
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            rows: Sequence[Row] = cursor.fetchall()
-            return rows
-        except engine.dialect.loaded_dbapi.Error as failure:
-            # SQLAlchemy's own handling, exactly as `Connection.execute` applies it: `handle_error`
-            # listeners run, a lost connection is invalidated, and the `DBAPIError` raised says
-            # so (`errors.py` turns that into a 503).
-            connection._handle_dbapi_exception(failure, sql, params, cursor, None)
-        finally:
-            with suppress(engine.dialect.loaded_dbapi.Error):
-                cursor.close()
-
-
-def _first(engine: Engine, sql: str, params: Mapping[str, Any]) -> Row | None:
-    rows = _fetch(engine, sql, params)
+async def _first(db: Database, sql: str, params: Mapping[str, Any]) -> Row | None:
+    rows = await db.fetch(sql, params)
     return rows[0] if rows else None
 
 
-def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[Row], int]:
+async def list_tasks(db: Database, owner: str, query: ListQuery) -> tuple[Sequence[Row], int]:
     """One page of `owner`'s tasks and the total matching count."""
     params: dict[str, Any] = {"owner": owner, "limit": query.limit, "offset": query.offset}
     if query.completed is not None:
@@ -165,17 +144,17 @@ def list_tasks(engine: Engine, owner: str, query: ListQuery) -> tuple[Sequence[R
     page, count = _list_statements(
         query.completed is not None, bool(query.search), query.sort, query.descending
     )
-    rows = _fetch(engine, page, params)
+    rows = await db.fetch(page, params)
     if rows:
         return rows, rows[0][-1]
     if not query.offset:
         return rows, 0
     # Paged past the end: no row carried the total, so count separately (rare).
-    return rows, _fetch(engine, count, params)[0][0]
+    return rows, (await db.fetch(count, params))[0][0]
 
 
-def create_task(
-    engine: Engine, owner: str, title: str, description: str | None, completed: bool
+async def create_task(
+    db: Database, owner: str, title: str, description: str | None, completed: bool
 ) -> Row:
     params = {
         "owner": owner,
@@ -183,27 +162,29 @@ def create_task(
         "new_description": description,
         "new_completed": completed,
     }
-    return _fetch(engine, _INSERT, params)[0]
+    return (await db.fetch(_INSERT, params))[0]
 
 
-def get_task(engine: Engine, owner: str, task_id: int) -> Row | None:
-    return _first(engine, _GET, {"owner": owner, "task_id": task_id})
+async def get_task(db: Database, owner: str, task_id: int) -> Row | None:
+    return await _first(db, _GET, {"owner": owner, "task_id": task_id})
 
 
-def update_task(engine: Engine, owner: str, task_id: int, changes: dict[str, Any]) -> Row | None:
+async def update_task(
+    db: Database, owner: str, task_id: int, changes: dict[str, Any]
+) -> Row | None:
     """Set the fields in `changes` (and `updated_at`); the row, or None if not `owner`'s."""
     if not changes:
-        return get_task(engine, owner, task_id)
+        return await get_task(db, owner, task_id)
     params = {f"new_{name}": value for name, value in changes.items()}
     statement = _update_statement(frozenset(changes))
-    return _first(engine, statement, {"owner": owner, "task_id": task_id, **params})
+    return await _first(db, statement, {"owner": owner, "task_id": task_id, **params})
 
 
-def toggle_task(engine: Engine, owner: str, task_id: int) -> Row | None:
+async def toggle_task(db: Database, owner: str, task_id: int) -> Row | None:
     """Flip `completed` inside the database: concurrent toggles serialise on the row lock."""
-    return _first(engine, _TOGGLE, {"owner": owner, "task_id": task_id})
+    return await _first(db, _TOGGLE, {"owner": owner, "task_id": task_id})
 
 
-def delete_task(engine: Engine, owner: str, task_id: int) -> Row | None:
+async def delete_task(db: Database, owner: str, task_id: int) -> Row | None:
     """The deleted row's id, or None if there was no such task of `owner`'s."""
-    return _first(engine, _DELETE, {"owner": owner, "task_id": task_id})
+    return await _first(db, _DELETE, {"owner": owner, "task_id": task_id})

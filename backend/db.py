@@ -1,29 +1,35 @@
-"""The database: an engine tuned for Neon, and the threads its blocking statements run on.
+"""The database: a pool of psycopg2 connections driven by the event loop, tuned for Neon.
 
-Tuned for one round trip per request over a network hop (Neon): the connection runs in autocommit,
-so a single `INSERT/UPDATE/DELETE … RETURNING` is its own transaction with no `BEGIN`/`COMMIT`
-round trips. Autocommit also keeps no session state between statements, which is what PgBouncer
-in transaction mode (Neon's pooled endpoint) requires.
+**On the event loop, not on threads.** Connections are psycopg2's asynchronous ones: a statement is
+sent without blocking, and the loop waits for the answer on the socket like for any other I/O, so
+nothing blocks the loop and no thread is involved. Handing each statement to a thread instead (as
+`run_in_executor` or FastAPI's `def` handlers do) cost about a third of the backend's CPU per
+request in thread wake-ups and GIL hand-overs (figures: loadtests/README.md). SQLAlchemy's pools
+block, so the pool is here: LIFO, bounded like SQLAlchemy's (`DB_POOL_SIZE` kept,
+`DB_MAX_OVERFLOW` more under load, `DB_POOL_TIMEOUT_SECONDS` to wait for one), and SQLAlchemy
+still turns the URL into libpq's parameters. Threads remain only for what cannot be asynchronous:
+starting a connection (libpq resolves the host name) and sending a cancel.
+
+One round trip per request: asynchronous connections are always in autocommit, so a single
+`INSERT/UPDATE/DELETE … RETURNING` is its own transaction with no `BEGIN`/`COMMIT` round trips,
+and no session state outlives a statement, which PgBouncer in transaction mode (Neon's pooled
+endpoint) requires.
 
 What Neon does to connections, and the answer to each:
 
 - **A statement that never ends** (a locked row, a compute or network that stalls after
-  accepting): `Database.run` gives every call a deadline, `DB_STATEMENT_TIMEOUT_SECONDS`, counted
-  from the moment a connection is in hand (connecting is bounded by `DB_CONNECT_TIMEOUT_SECONDS`,
-  so a Neon cold start stays a slow success). Past it the request gets 503 at once and the
-  statement is cancelled on the server with libpq's `PQcancel`: a cancel request on a connection
-  of its own, which PgBouncer forwards, so it works through Neon's pooler — unlike a
-  `statement_timeout` startup option, which the pooler refuses, or a `SET`, which would cost a
-  round trip. The connection is then discarded, never reused (the cancel may still be on its way).
-  `PQcancel` is called through ctypes, not psycopg2's `connection.cancel()`: psycopg2 holds the
-  GIL while it waits, so on a dead network one cancel would freeze the whole process (seen here:
-  every thread and the event loop stuck behind one cancel to a stalled server).
-  If the network itself is dead the cancel cannot arrive: the answer still comes at the deadline,
-  and the thread stays blocked (holding its admission slot, so admission stays bounded) until TCP
-  gives up on the socket (`tcp_user_timeout`, keepalives: tens of seconds).
+  accepting): `Database.fetch` gives every call a deadline, `DB_STATEMENT_TIMEOUT_SECONDS`, counted
+  from the moment a connection is in hand (opening one is bounded by `DB_CONNECT_TIMEOUT_SECONDS`,
+  so a Neon cold start stays a slow success). Past it the caller gets `StatementTimeoutError` (a
+  503) at once, the connection is closed, and the statement is cancelled on the server with
+  libpq's `PQcancel`: a cancel request on a connection of its own, which PgBouncer forwards, so
+  it works through Neon's pooler — unlike a `statement_timeout` startup option, which the pooler
+  refuses, or a `SET`, which would cost a round trip. `PQcancel` blocks, so it runs on a thread,
+  called through ctypes: psycopg2's `connection.cancel()` holds the GIL while it waits, and on a
+  dead network one cancel would freeze the whole process.
 - **Connections the server closed while idle** (Neon suspending a compute, a restart): the socket
-  is readable, which `_Guard.checkout` sees with `poll` at zero round trips and swaps for a fresh
-  connection — what `pool_pre_ping` does, without its `SELECT 1` per request.
+  is readable, which the checkout sees with `poll` at zero round trips, and the connection is
+  replaced — what `pool_pre_ping` does, without its `SELECT 1` per request.
 - **A close still travelling when the statement is sent** (`idle_session_timeout`, a pooler
   restart, the compute suspending just then): no check before sending can see it. Three layers:
   the pool is LIFO, so under steady traffic the connections in use stay warm and the idle ones
@@ -31,8 +37,8 @@ What Neon does to connections, and the answer to each:
   timeout, above the gaps of steady traffic) is pinged first, so the one round trip of a ping is
   paid only after a lull; and a read that still meets a closed connection is rerun once on a fresh
   one. Only reads are rerun: a write the server may have executed before it closed must not be
-  run twice (an INSERT would duplicate), unless psycopg2 refused to send it at all ("connection
-  already closed"), which proves it never ran.
+  run twice (an INSERT would duplicate), unless psycopg2 refused to send it at all (connection
+  already closed), which proves it never ran.
 """
 
 import asyncio
@@ -40,27 +46,27 @@ import contextlib
 import ctypes
 import logging
 import select
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg2
 import psycopg2._psycopg
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
+import psycopg2.extensions
+from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+from sqlalchemy.engine import URL, make_url
 
 from backend.config import Settings
 
 logger = logging.getLogger("backend")
 
-# How long a blocked socket survives a dead network: unacknowledged data for 15 s, or silence for
-# 10 s then 3 unanswered probes 5 s apart, and the kernel closes it (the blocked thread returns).
+Row = tuple[Any, ...]
+
+# How long a socket survives a dead network: unacknowledged data for 15 s, or silence for 10 s
+# then 3 unanswered probes 5 s apart, and the kernel closes it.
 _TCP_OPTIONS = {
     "keepalives": 1,
     "keepalives_idle": 10,
@@ -68,7 +74,6 @@ _TCP_OPTIONS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 15_000,
 }
-_IDLE_SINCE = "todo_idle_since"
 
 # libpq's cancel API, resolved through psycopg2's own extension module so that it is the very libpq
 # psycopg2 is linked with (dlsym searches a library's dependencies). ctypes releases the GIL.
@@ -80,16 +85,25 @@ _libpq.PQfreeCancel.restype = None
 _libpq.PQcancel.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
 _libpq.PQcancel.restype = ctypes.c_int
 
-P = ParamSpec("P")
-T = TypeVar("T")
+
+class DatabaseUnavailableError(Exception):
+    """The database cannot answer now (an outage, not a bug): the API answers 503."""
 
 
-class StatementTimeoutError(SQLAlchemyError):
-    """A statement outlived `DB_STATEMENT_TIMEOUT_SECONDS` and was cancelled: a 503."""
+class StatementTimeoutError(DatabaseUnavailableError):
+    """A statement outlived `DB_STATEMENT_TIMEOUT_SECONDS` and was cancelled."""
 
 
-class DatabaseUnreachableError(SQLAlchemyError):
-    """No connection within the connect timeout (the migration's one-line start-up error)."""
+class PoolTimeoutError(DatabaseUnavailableError):
+    """Every connection stayed busy for `DB_POOL_TIMEOUT_SECONDS`."""
+
+
+class DatabaseUnreachableError(DatabaseUnavailableError):
+    """No connection within the connect timeout (also the migration's one-line start-up error)."""
+
+
+class ConnectionLostError(DatabaseUnavailableError):
+    """The connection broke during the statement, and rerunning it was not safe or failed too."""
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -100,134 +114,53 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def create_db_engine(url: str | URL, settings: Settings) -> Engine:
-    engine = create_engine(
-        normalize_url(url),
-        isolation_level="AUTOCOMMIT",
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_recycle=settings.db_pool_recycle_seconds,
-        pool_use_lifo=True,
-        # Autocommit leaves no transaction to roll back when a connection returns to the pool.
-        pool_reset_on_return=None,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout_seconds,
-            "application_name": "todo-backend",
-            **_TCP_OPTIONS,
-        },
-    )
-    guard = _Guard(settings.db_ping_idle_seconds)
-    event.listen(engine, "checkout", guard.checkout)
-    event.listen(engine, "reset", guard.checkin)
-    event.listen(engine, "handle_error", guard.error)
-    return engine
+def connect_params(url: str | URL, connect_timeout: int) -> dict[str, Any]:
+    """libpq's parameters for `url` (SQLAlchemy's translation: query options pass as written)."""
+    _, params = PGDialect_psycopg2().create_connect_args(normalize_url(url))  # type: ignore[no-untyped-call]
+    return {
+        "connect_timeout": connect_timeout,
+        "application_name": "todo-backend",
+        **_TCP_OPTIONS,
+        **params,
+    }
 
 
-class _Call:
-    """One `Database.run` call, as its watchdog (on the event loop) and its thread both see it.
+class _Connection:
+    """A pooled asynchronous psycopg2 connection and the times the checkout judges it by."""
 
-    `lock` orders the two: the watchdog marks the call expired, and takes the handle to cancel with,
-    only while the thread still holds its connection; the thread, returning the connection, sees
-    the mark and invalidates it, so a cancel still on its way can never hit the statement of the
-    next request on a reused connection. `cancel` (libpq's `PGcancel`, made at checkout by the
-    thread that owns the connection) belongs to whoever takes it: the watchdog, to cancel, or the
-    thread at checkin, to free it.
-    """
+    __slots__ = ("born", "idle_since", "raw")
 
-    __slots__ = ("cancel", "expired", "lock", "refused", "rerunnable", "since", "watch")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.cancel: int | None = None  # PGcancel* for the checked-out connection
-        self.since = 0.0  # when it was checked out (time.monotonic)
-        self.expired = False
-        self.rerunnable = False  # the last failure proves a rerun is safe
-        self.refused = 0  # connections the checkout found closed
-        self.watch: asyncio.TimerHandle | None = None
-
-    def hold(self, dbapi_connection: Any) -> None:
-        """A connection is in hand: the deadline's clock starts (unless the caller left)."""
-        handle = _libpq.PQgetCancel(dbapi_connection.pgconn_ptr)
-        with self.lock:
-            expired = self.expired
-            if not expired:
-                self.cancel, self.since = handle, time.monotonic()
-        if expired:  # e.g. a ping outlived the deadline: run nothing after the 503
-            _libpq.PQfreeCancel(handle)
-            raise StatementTimeoutError("the caller stopped waiting")
-
-    def release(self) -> bool:
-        """The connection goes back: free the cancel handle; True if the call expired meanwhile."""
-        with self.lock:
-            handle, self.cancel = self.cancel, None
-            expired = self.expired
-        if handle is not None:
-            _libpq.PQfreeCancel(handle)
-        return expired
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.born = self.idle_since = time.monotonic()
 
 
-_current = threading.local()  # `.call`: the `_Call` the database thread is running
-
-
-def _current_call() -> _Call | None:
-    return getattr(_current, "call", None)
-
-
-class _Guard:
-    """Pool and engine event listeners: stale-connection checks and the deadline's bookkeeping."""
-
-    def __init__(self, ping_idle_seconds: float) -> None:
-        self.ping_idle_seconds = ping_idle_seconds
-
-    def checkout(
-        self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
-    ) -> None:
-        """Hand out only a live connection; start the deadline's clock (a ping counts in it)."""
-        call = _current_call()
-        if call is not None:
-            call.hold(dbapi_connection)
-        if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
-            self._refuse(call, "connection closed by the server while idle")
-        idle_since = record.info.get(_IDLE_SINCE)
-        if idle_since is not None and time.monotonic() - idle_since > self.ping_idle_seconds:
-            try:
-                with dbapi_connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            except psycopg2.Error:
-                self._refuse(call, "idle connection failed its ping")
-
-    @staticmethod
-    def _refuse(call: _Call | None, reason: str) -> None:
-        """The pool discards the connection and checks out a freshly opened one instead."""
-        if call is not None:
-            call.release()
-            call.refused += 1
-        raise DisconnectionError(reason)
-
-    @staticmethod
-    def checkin(dbapi_connection: Any, record: ConnectionPoolEntry, _state: PoolResetState) -> None:
-        """Note when the connection went idle; discard it if its statement was cancelled."""
-        record.info[_IDLE_SINCE] = time.monotonic()
-        call = _current_call()
-        if call is not None and call.release():
-            record.invalidate()
-
-    @staticmethod
-    def error(context: ExceptionContext) -> None:
-        """On a lost connection, decide whether rerunning the call is safe (see module docs)."""
-        call = _current_call()
-        if call is None or not context.is_disconnect:
+async def _wait(raw: Any) -> None:
+    """Drive `raw` (connecting, or running a statement) until psycopg2 says it is done."""
+    loop = asyncio.get_running_loop()
+    while True:
+        state = raw.poll()
+        if state == psycopg2.extensions.POLL_OK:
             return
-        # Drop this connection only: the others are checked one by one at their next checkout.
-        context.invalidate_pool_on_disconnect = False
-        never_sent = isinstance(context.original_exception, psycopg2.InterfaceError)
-        call.rerunnable = never_sent or _is_read(context)
+        ready = loop.create_future()
+        fd = raw.fileno()
+        if state == psycopg2.extensions.POLL_READ:
+            loop.add_reader(fd, _set_ready, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+        else:  # POLL_WRITE: the statement did not fit in the socket buffer at once
+            loop.add_writer(fd, _set_ready, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(fd)
 
 
-def _is_read(context: ExceptionContext) -> bool:
-    """A plain SELECT: every read of ours is one, without side effects (a write never starts so)."""
-    return (context.statement or "").lstrip()[:6].upper() == "SELECT"
+def _set_ready(ready: "asyncio.Future[None]") -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 def _readable(fd: int) -> bool:
@@ -237,34 +170,23 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _run_call(call: _Call, work: Callable[[], T]) -> T:
-    """`work()` on a database thread, rerun once when its failure proves that is safe."""
-    _current.call = call
-    try:
-        try:
-            return _attempt(call, work)
-        except DBAPIError as failure:
-            if not (failure.connection_invalidated and call.rerunnable) or call.expired:
-                raise
-            logger.info("database connection lost before the statement ran; rerunning it once")
-        call.rerunnable = False
-        return _attempt(call, work)
-    finally:
-        _current.call = None
+def _lost(failure: psycopg2.Error, raw: Any) -> bool:
+    """The connection itself failed (no SQLSTATE from the server, or a connection-class one)."""
+    code = failure.pgcode or ""
+    return (
+        bool(raw.closed)
+        or isinstance(failure, psycopg2.InterfaceError)
+        or not code
+        or code.startswith(("08", "57P"))
+    )
 
 
-def _attempt(call: _Call, work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except InvalidRequestError as failure:
-        # SQLAlchemy's "This connection is closed": both checkout attempts found the connection
-        # closed. An outage, not a bug: a 503 like any lost connection (on a rerun too).
-        if not call.refused:
-            raise
-        raise DisconnectionError("no live connection at checkout") from failure
+def _is_read(sql: str) -> bool:
+    """A plain SELECT: every read of ours is one, without side effects (a write never starts so)."""
+    return sql.lstrip()[:6].upper() == "SELECT"
 
 
-def _cancel(handle: int) -> None:
+def _cancel_and_close(handle: int, raw: Any) -> None:
     """Ask the server to cancel the running statement (blocks: it opens a connection)."""
     reason = ctypes.create_string_buffer(256)
     try:
@@ -272,90 +194,234 @@ def _cancel(handle: int) -> None:
             logger.warning("could not cancel a statement past its deadline: %s", reason.value)
     finally:
         _libpq.PQfreeCancel(handle)
+        _close(raw)
+
+
+def _close(raw: Any) -> None:
+    with contextlib.suppress(psycopg2.Error):
+        raw.close()
 
 
 class Database:
-    """The engine, and a thread pool sized to its connection pool that runs its statements.
+    """The pool, and `fetch`: one statement on a live connection within the deadline.
 
-    psycopg2 blocks, so statements must not run on the event loop. FastAPI's way out, a plain
-    `def` handler, hands the whole request to its thread pool, at more than twice the CPU of a
-    hop to a dedicated pool (figures: loadtests/README.md). So handlers are `async def` and
-    `await database.run(...)`.
-
-    One thread per pooled connection: a statement never waits in the executor for a connection
-    that cannot exist. Admission is bounded like the pool: a request that cannot get a thread
-    within `DB_POOL_TIMEOUT_SECONDS` fails as the pool would (503), instead of queueing forever.
-    A thread stays counted until it really returns, even when its caller stopped waiting.
-
-    The deadline is watched from the event loop (one timer per call, nothing added on the
-    database's side), and the cancel runs on a thread of its own since it blocks.
+    Built outside any event loop (no loop-bound state until the first call); used from one loop.
     """
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        threads = settings.db_pool_size + settings.db_max_overflow
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
-        self._cancels = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db-cancel")
-        self._slots = asyncio.Semaphore(threads)
+    def __init__(self, url: str | URL, settings: Settings) -> None:
+        self._params = connect_params(url, settings.db_connect_timeout_seconds)
+        self._keep = settings.db_pool_size
+        self._max = settings.db_pool_size + settings.db_max_overflow
         self._admission_timeout = settings.db_pool_timeout_seconds
+        self._connect_timeout = settings.db_connect_timeout_seconds
         self._deadline = settings.db_statement_timeout_seconds
+        self._ping_idle = settings.db_ping_idle_seconds
+        self._recycle = settings.db_pool_recycle_seconds
+        self._idle: list[_Connection] = []  # LIFO: the last returned is the next handed out
+        self._size = 0  # connections open or opening
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._closed = False
+        self._connects = ThreadPoolExecutor(max_workers=self._max, thread_name_prefix="db-connect")
+        self._cancels = ThreadPoolExecutor(max_workers=self._max, thread_name_prefix="db-cancel")
 
-    async def run(
-        self, call: Callable[Concatenate[Engine, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """`call(engine, *args, **kwargs)` on a database thread, within the statement deadline."""
-        try:
-            async with asyncio.timeout(self._admission_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError("no database thread free within the pool timeout") from None
-        loop = asyncio.get_running_loop()
-        state = _Call()
-        job = self._executor.submit(_run_call, state, partial(call, self.engine, *args, **kwargs))
-        answer = asyncio.wrap_future(job, loop=loop)
-        state.watch = loop.call_later(self._deadline, self._watch, state, job, answer)
-        try:
-            return await answer
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if state.expired and task is not None and not task.cancelling():
+    @property
+    def idle(self) -> int:
+        """Connections in the pool, ready to be handed out."""
+        return len(self._idle)
+
+    async def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run `sql` (psycopg2 `%(name)s` parameters) as its own transaction; the rows it returns.
+
+        Raises `DatabaseUnavailableError` for an outage (503); any other `psycopg2.Error` is the
+        statement's own (a bug, or what the caller asked for, such as a missing table).
+        """
+        for attempt in (1, 2):
+            connection = await self._acquire()
+            sent = False  # a ping that fails proves the statement was never sent
+            try:
+                async with asyncio.timeout(self._deadline):
+                    if time.monotonic() - connection.idle_since > self._ping_idle:
+                        await self._execute(connection.raw, "SELECT 1", None)
+                    sent = True
+                    rows = await self._execute(connection.raw, sql, params)
+            except TimeoutError:
+                self._abandon(connection)
                 raise StatementTimeoutError("statement cancelled at the deadline") from None
-            raise
-        finally:
-            if state.watch is not None:
-                state.watch.cancel()
-            if job.done():
-                self._slots.release()
+            except psycopg2.Error as failure:
+                if not _lost(failure, connection.raw):
+                    self._release(connection)
+                    raise
+                self._discard(connection)
+                never_ran = not sent or isinstance(failure, psycopg2.InterfaceError)
+                if attempt == 1 and (never_ran or _is_read(sql)):
+                    logger.info("database connection lost before the statement ran; rerunning it")
+                    continue
+                raise ConnectionLostError(type(failure).__name__) from failure
+            except BaseException:  # cancelled: the statement's fate is unknown
+                self._abandon(connection)
+                raise
+            self._release(connection)
+            return rows
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    @staticmethod
+    async def _execute(raw: Any, sql: str, params: Mapping[str, Any] | None) -> list[Row]:
+        # No `with`: closing a cursor whose statement is still running raises, and would hide
+        # why it stopped (the deadline, a cancel). An unclosed cursor is freed with its object.
+        cursor = raw.cursor()
+        cursor.execute(sql, params)
+        await _wait(raw)
+        rows: list[Row] = cursor.fetchall() if cursor.description is not None else []
+        cursor.close()
+        return rows
+
+    async def _acquire(self) -> _Connection:
+        """A live connection: an idle one, a new one while under the limit, or the next returned."""
+        give_up: float | None = None
+        while True:
+            while self._idle:
+                connection = self._idle.pop()
+                if self._usable(connection):
+                    return connection
+                self._discard(connection)
+            if self._size < self._max:
+                return await self._open()
+            if give_up is None:
+                give_up = asyncio.get_running_loop().time() + self._admission_timeout
+            returned = await self._next_returned(give_up)
+            if returned is not None:
+                if self._usable(returned):
+                    return returned
+                self._discard(returned)
+
+    def _usable(self, connection: _Connection) -> bool:
+        raw = connection.raw
+        return not (
+            raw.closed
+            or time.monotonic() - connection.born > self._recycle
+            or _readable(raw.fileno())
+        )
+
+    async def _next_returned(self, give_up: float) -> _Connection | None:
+        """The next connection returned to the pool, or None when a slot frees up (to open one)."""
+        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(give_up):
+                return await waiter
+        except BaseException as failure:
+            if waiter.done() and not waiter.cancelled():
+                handed = waiter.result()  # handed over just as the wait ended: pass it on
+                if handed is not None:
+                    self._release(handed)
+                else:
+                    self._wake()
             else:
-                job.add_done_callback(partial(self._release_later, loop))
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(failure, TimeoutError):
+                raise PoolTimeoutError("no connection free within the pool timeout") from None
+            raise
 
-    def _watch(self, state: _Call, job: "Future[Any]", answer: "asyncio.Future[Any]") -> None:
-        """On the loop: past the deadline, stop waiting and cancel; otherwise look again later."""
-        if job.done():
-            return
-        with state.lock:
-            handle = state.cancel
-            left = self._deadline
-            if handle is not None:  # else still connecting: bounded by the connect timeout
-                left = state.since + self._deadline - time.monotonic()
-                if left <= 0:
-                    state.expired, state.cancel = True, None
-        if left > 0:
-            state.watch = answer.get_loop().call_later(left, self._watch, state, job, answer)
-            return
-        assert handle is not None
-        self._cancels.submit(_cancel, handle)
-        answer.cancel()
+    async def _open(self) -> _Connection:
+        self._size += 1
+        loop = asyncio.get_running_loop()
+        start = loop.run_in_executor(
+            self._connects, partial(psycopg2.connect, async_=True, **self._params)
+        )
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                raw = await start
+                try:
+                    await _wait(raw)
+                except BaseException:
+                    _close(raw)
+                    raise
+        except BaseException as failure:
+            self._freed()
+            if not start.done():  # still resolving the host: close what it opens, if anything
+                start.add_done_callback(_close_started)
+            if isinstance(failure, TimeoutError):
+                raise DatabaseUnreachableError(
+                    f"no connection within the {self._connect_timeout} s connect timeout"
+                ) from None
+            if isinstance(failure, psycopg2.Error):
+                raise DatabaseUnreachableError(_first_line(failure)) from failure
+            raise
+        return _Connection(raw)
 
-    def _release_later(self, loop: asyncio.AbstractEventLoop, _job: "Future[Any]") -> None:
-        """On the thread that finally returned: give its admission slot back."""
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nothing left to admit
-            loop.call_soon_threadsafe(self._slots.release)
+    def _release(self, connection: _Connection) -> None:
+        """Back to the pool (or straight to a waiter); beyond `DB_POOL_SIZE` idle, closed."""
+        if self._closed or connection.raw.closed:
+            self._discard(connection)
+            return
+        connection.idle_since = time.monotonic()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if len(self._idle) < self._keep:
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+
+    def _discard(self, connection: _Connection) -> None:
+        _close(connection.raw)
+        self._freed()
+
+    def _abandon(self, connection: _Connection) -> None:
+        """A statement may still run on the server: cancel it there, and never reuse the socket.
+
+        The socket is closed once the cancel is sent: PgBouncer matches a cancel to a client
+        connection it still has, and drops it otherwise (the statement would run on). Until then
+        the connection still counts against the pool's limit, so a stalled network (where the
+        cancel itself hangs) bounds admission instead of drawing a storm of new connections.
+        """
+        raw = connection.raw
+        handle = None if raw.closed or self._closed else _libpq.PQgetCancel(raw.pgconn_ptr)
+        if not handle:
+            self._discard(connection)
+            return
+        loop = asyncio.get_running_loop()
+        cancel = self._cancels.submit(_cancel_and_close, handle, raw)
+        cancel.add_done_callback(lambda _: _call_soon(loop, self._freed))
+
+    def _freed(self) -> None:
+        self._size -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """A slot is free: the first waiter may open a connection."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Close the idle connections now and the busy ones when they come back."""
+        self._closed = True
+        while self._idle:
+            self._discard(self._idle.pop())
+        self._connects.shutdown(wait=False)
         self._cancels.shutdown(wait=False)
-        self.engine.dispose()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """From another thread; a loop already closed has nobody left to tell."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+def _close_started(start: "asyncio.Future[Any]") -> None:
+    if not start.cancelled() and start.exception() is None:
+        _close(start.result())
+
+
+def _first_line(failure: BaseException) -> str:
+    return (str(failure).strip().splitlines() or [type(failure).__name__])[0]
 
 
 def resolve_database_url(settings: Settings) -> URL:

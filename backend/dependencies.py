@@ -14,7 +14,7 @@ from backend.db import Database
 
 
 async def get_database(request: Request) -> Database:
-    """The app's database; `await db.run(crud.…)` runs a statement off the event loop."""
+    """The app's database: `await crud.…(db, …)` runs a statement without blocking the loop."""
     database: Database = request.app.state.database
     return database
 

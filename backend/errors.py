@@ -15,16 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import psycopg2
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.db import StatementTimeoutError
+from backend.db import DatabaseUnavailableError
 
 logger = logging.getLogger("backend")
 
@@ -95,18 +92,6 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def database_error(request: Request, exc: Exception) -> JSONResponse:
-    """Connection-level DBAPI errors are an outage (503); anything else is our bug (500)."""
-    assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated or _is_connection_error(exc):
-        return await database_unavailable(request, exc)
-    return await internal_error(request, exc)
-
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    return isinstance(exc.orig, psycopg2.OperationalError | psycopg2.InterfaceError)
-
-
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """The trace goes to the log under the route template (like the request log: the path names
     the user), and the request id that ties it to the client's answer."""
@@ -133,8 +118,8 @@ def install_error_handlers(app: FastAPI, check_caller: CallerCheck) -> None:
             await check_caller(request)
         except StarletteHTTPException as refusal:
             return _http_error_response(refusal)
-        except DBAPIError as failure:  # session-token lookup with the database down
-            return await database_error(request, failure)
+        except DatabaseUnavailableError as failure:  # session-token lookup, database down
+            return await database_unavailable(request, failure)
         return _validation_error_response(exc)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -151,10 +136,7 @@ def install_error_handlers(app: FastAPI, check_caller: CallerCheck) -> None:
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(PoolTimeoutError, database_unavailable)
-    app.add_exception_handler(DisconnectionError, database_unavailable)
-    app.add_exception_handler(StatementTimeoutError, database_unavailable)
-    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(DatabaseUnavailableError, database_unavailable)
     app.add_exception_handler(Exception, internal_error)
 
 

@@ -2,8 +2,8 @@
 `uvicorn --factory backend.main:create_app`, so importing this module needs no settings).
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
-applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (engine + its
-threads) and token verifier the requests share; shutdown releases them.
+applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (its connection
+pool) and token verifier the requests share; shutdown releases them.
 """
 
 from collections.abc import AsyncIterator
@@ -18,7 +18,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
-from backend.db import Database, create_db_engine, resolve_database_url
+from backend.db import Database, resolve_database_url
 from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
 from backend.middleware import (
@@ -39,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(
             migrate.upgrade, url, connect_timeout=settings.db_connect_timeout_seconds
         )
-    app.state.database = database = Database(create_db_engine(url, settings), settings)
+    app.state.database = database = Database(url, settings)
     sessions = (
         SessionLookup(database, settings.better_auth_secret.get_secret_value())
         if settings.better_auth_session_lookup

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_core import to_json
 from starlette.responses import Response
 
-from backend.crud import Row
+from backend.db import Row
 
 
 class TaskJSONResponse(Response):

@@ -1,18 +1,27 @@
-"""The database runner: statements off the event loop, admission bounded like the pool, every
-statement bounded by the deadline (EC-3, SC-010); Neon's connection strings reach libpq intact."""
+"""The database pool: statements without blocking the event loop, admission bounded like the pool,
+every statement bounded by the deadline (EC-3, SC-010); Neon's connection strings reach libpq
+intact. Each test runs its own event loop against the test database."""
 
 import asyncio
-import threading
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backend.config import Settings
-from backend.db import Database, StatementTimeoutError, create_db_engine
+from backend.db import (
+    Database,
+    DatabaseUnreachableError,
+    PoolTimeoutError,
+    StatementTimeoutError,
+    connect_params,
+)
+
+PID = "SELECT pg_backend_pid()"
 
 
 @pytest.fixture
@@ -23,8 +32,7 @@ def make_database(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
     def make(**overrides: Any) -> Database:
         settings = make_settings(**overrides)
         assert settings.neon_database_url is not None
-        engine = create_db_engine(settings.neon_database_url.get_secret_value(), settings)
-        made.append(Database(engine, settings))
+        made.append(Database(settings.neon_database_url.get_secret_value(), settings))
         return made[-1]
 
     yield make
@@ -32,17 +40,18 @@ def make_database(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
         database.close()
 
 
-def sleep_in_database(engine: Engine, seconds: float) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+async def sleep_in_database(database: Database, seconds: float) -> None:
+    await database.fetch("SELECT pg_sleep(%(s)s)", {"s": seconds})
 
 
-def hold_a_connection(engine: Engine, holding: threading.Event, release: threading.Event) -> bool:
-    """Stands for a slow statement: keeps a pooled connection until `release` (or 5 s)."""
+async def backend_pid(database: Database) -> int:
+    return int((await database.fetch(PID))[0][0])
+
+
+def statements_running(engine: Engine, like: str) -> int:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE :like"
     with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-        holding.set()
-        return release.wait(timeout=5)
+        return int(connection.execute(text(query), {"like": like}).scalar_one())
 
 
 @pytest.mark.spec("EC-3", "SC-001")
@@ -50,17 +59,18 @@ def test_a_slow_statement_does_not_block_the_event_loop(
     make_database: Callable[..., Database],
 ) -> None:
     database = make_database()
-    holding, release = threading.Event(), threading.Event()
 
-    async def scenario() -> bool:
-        statement = asyncio.create_task(database.run(hold_a_connection, holding, release))
-        # Only a loop that keeps running while the statement is in flight gets here in time to
-        # release it; run on the loop itself, the statement would give up waiting (False).
-        await asyncio.to_thread(holding.wait, 5)
-        release.set()
-        return await statement
+    async def scenario() -> int:
+        statement = asyncio.create_task(sleep_in_database(database, 0.3))
+        ticks = 0
+        while not statement.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        await statement
+        return ticks
 
-    assert asyncio.run(scenario()) is True
+    # A loop blocked by the statement would tick once or twice, not ~30 times.
+    assert asyncio.run(scenario()) >= 10
 
 
 @pytest.mark.spec("EC-3", "SC-010")
@@ -68,29 +78,74 @@ def test_admission_waits_no_longer_than_the_pool_timeout(
     make_database: Callable[..., Database],
 ) -> None:
     database = make_database(db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.2)
-    holding, release = threading.Event(), threading.Event()
 
     async def scenario() -> float:
-        busy = asyncio.create_task(database.run(hold_a_connection, holding, release))
-        await asyncio.to_thread(holding.wait, 5)
+        busy = asyncio.create_task(sleep_in_database(database, 1))
+        await asyncio.sleep(0.1)  # it holds the only connection
         started = time.monotonic()
         try:
             with pytest.raises(PoolTimeoutError):
-                await database.run(sleep_in_database, 0)
+                await backend_pid(database)
             return time.monotonic() - started
         finally:
-            release.set()
             await busy
 
     waited = asyncio.run(scenario())
 
     # Refused once the pool timeout has passed: not at once, and not a hang (generous bound).
-    assert 0.15 < waited < 2
+    assert 0.15 < waited < 0.9
 
 
-def backend_pid(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+@pytest.mark.spec("EC-3", "SC-010")
+def test_a_waiting_caller_gets_the_connection_returned_next(
+    make_database: Callable[..., Database],
+) -> None:
+    database = make_database(db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=2)
+
+    async def scenario() -> tuple[int, int]:
+        first = await backend_pid(database)
+        busy = asyncio.create_task(sleep_in_database(database, 0.2))
+        await asyncio.sleep(0.05)
+        waiting = await backend_pid(database)  # waits for the busy one's connection
+        await busy
+        return first, waiting
+
+    first, waiting = asyncio.run(scenario())
+    assert waiting == first
+    assert database.idle == 1
+
+
+@pytest.mark.spec("EC-3")
+def test_connections_are_reused_last_in_first_out_and_overflow_is_closed(
+    make_database: Callable[..., Database],
+) -> None:
+    """LIFO keeps the busy connections warm; beyond DB_POOL_SIZE, returned ones are closed."""
+    database = make_database(db_pool_size=2, db_max_overflow=2)
+
+    async def scenario() -> tuple[int, list[int]]:
+        await asyncio.gather(*(sleep_in_database(database, 0.1) for _ in range(4)))
+        opened = database.idle
+        return opened, [await backend_pid(database) for _ in range(3)]
+
+    kept, pids = asyncio.run(scenario())
+    assert kept == 2  # four opened under load, two kept
+    assert len(set(pids)) == 1  # sequential calls: always the connection returned last
+
+
+@pytest.mark.spec("EC-3", "FR-020")
+def test_a_statement_error_is_raised_and_the_connection_kept(
+    make_database: Callable[..., Database],
+) -> None:
+    database = make_database(db_pool_size=1, db_max_overflow=0)
+
+    async def scenario() -> tuple[int, int]:
+        before = await backend_pid(database)
+        with pytest.raises(psycopg2.errors.DivisionByZero):
+            await database.fetch("SELECT 1 / 0")
+        return before, await backend_pid(database)
+
+    before, after = asyncio.run(scenario())
+    assert after == before
 
 
 @pytest.mark.spec("SC-010", "SC-001", "EC-3")
@@ -100,24 +155,65 @@ def test_a_statement_past_the_deadline_is_cancelled_and_its_connection_discarded
     database = make_database(db_pool_size=1, db_max_overflow=0, db_statement_timeout_seconds=0.3)
 
     async def scenario() -> tuple[int, float, int]:
-        before = await database.run(backend_pid)
+        before = await backend_pid(database)
         started = time.monotonic()
         with pytest.raises(StatementTimeoutError):
-            await database.run(sleep_in_database, 5)
+            await sleep_in_database(database, 5)
         waited = time.monotonic() - started
-        return before, waited, await database.run(backend_pid)
+        return before, waited, await backend_pid(database)
 
     before, waited, after = asyncio.run(scenario())
 
     assert waited < 2  # answered at the deadline (0.3 s), not after the 5 s sleep
-    query = (
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'"
-    )
-    with db_engine.connect() as connection:
-        sleeping = connection.execute(text(query)).scalar_one()
-    assert sleeping == 0  # cancelled on the server, not merely abandoned
+    assert statements_running(db_engine, "SELECT pg_sleep%") == 0  # cancelled on the server
     assert after != before  # a cancel may still be on its way to it: never reused
+
+
+@pytest.mark.spec("EC-3", "SC-010")
+def test_a_caller_that_stops_waiting_cancels_its_statement_on_the_server(
+    make_database: Callable[..., Database], db_engine: Engine
+) -> None:
+    """A request task cancelled mid-statement (shutdown, a client gone) leaves nothing running."""
+    database = make_database(db_pool_size=1, db_max_overflow=0)
+
+    async def scenario() -> None:
+        statement = asyncio.create_task(sleep_in_database(database, 5))
+        await asyncio.sleep(0.2)
+        statement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await statement
+        await asyncio.sleep(0.2)  # the cancel request, on its own thread
+
+    asyncio.run(scenario())
+    assert statements_running(db_engine, "SELECT pg_sleep%") == 0
+
+
+@pytest.mark.spec("EC-3", "SC-010", "FR-020")
+def test_a_host_that_never_answers_is_unreachable_within_the_connect_timeout(
+    make_database: Callable[..., Database],
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        database = make_database(
+            neon_database_url=f"postgresql://user@127.0.0.1:{port}/db",
+            db_connect_timeout_seconds=1,
+            db_pool_size=1,
+            db_max_overflow=0,
+        )
+
+        async def scenario() -> list[float]:
+            took = []
+            for _ in range(2):  # the failed attempt gave its slot back: the second tries again
+                started = time.monotonic()
+                with pytest.raises(DatabaseUnreachableError):
+                    await backend_pid(database)
+                took.append(time.monotonic() - started)
+            return took
+
+        took = asyncio.run(scenario())
+    assert all(0.9 < seconds < 2 for seconds in took)
 
 
 @pytest.mark.spec("A-1")
@@ -150,9 +246,6 @@ def test_neon_connection_strings_reach_libpq_as_written(
     neon_string: str, expected: dict[str, str], settings: Settings
 ) -> None:
     """What Neon's console prints is handed to libpq unchanged (TLS, channel binding, endpoint)."""
-    engine = create_db_engine(neon_string, settings)
-    _, params = engine.dialect.create_connect_args(engine.url)
-    engine.dispose()
-    assert engine.url.drivername == "postgresql+psycopg2"
+    params = connect_params(neon_string, settings.db_connect_timeout_seconds)
     assert params | expected == params
     assert "channel_binding" not in neon_string or params["channel_binding"] == "require"

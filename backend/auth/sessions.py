@@ -15,8 +15,7 @@ import hmac
 import logging
 from urllib.parse import unquote
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import ProgrammingError
+import psycopg2
 
 from backend.auth.jwt import InvalidTokenError, valid_user_id
 from backend.db import Database
@@ -24,9 +23,7 @@ from backend.db import Database
 logger = logging.getLogger("backend.auth")
 
 # The table and camelCase columns as Better Auth's Kysely adapter creates them on PostgreSQL.
-SESSION_QUERY = text(
-    'SELECT "userId" FROM "session" WHERE "token" = :token AND "expiresAt" > now()'
-)
+SESSION_QUERY = 'SELECT "userId" FROM "session" WHERE "token" = %(token)s AND "expiresAt" > now()'
 # undefined_table, undefined_column: this database has no (compatible) Better Auth schema.
 _NO_SESSION_TABLE = frozenset({"42P01", "42703"})
 
@@ -55,7 +52,7 @@ def _signature_matches(token: str, signature: str, secret: bytes) -> bool:
 
 
 class SessionLookup:
-    """`SessionSource` reading Better Auth's `session` table through the app's engine."""
+    """`SessionSource` reading Better Auth's `session` table through the app's database."""
 
     def __init__(self, database: Database, secret: str) -> None:
         self._database = database
@@ -65,15 +62,15 @@ class SessionLookup:
     async def user_for(self, token: str) -> str:
         session = session_token(token, self._secret)
         try:
-            user_id = await self._database.run(_select, session)
-        except ProgrammingError as exc:
-            if getattr(exc.orig, "pgcode", None) not in _NO_SESSION_TABLE:
+            rows = await self._database.fetch(SESSION_QUERY, {"token": session})
+        except psycopg2.ProgrammingError as exc:
+            if exc.pgcode not in _NO_SESSION_TABLE:
                 raise
             self._report_missing_table()
             raise InvalidTokenError("session tokens are not accepted here") from None
-        if user_id is None:
+        if not rows:
             raise InvalidTokenError("unknown or expired session")
-        return valid_user_id(user_id)
+        return valid_user_id(rows[0][0])
 
     def _report_missing_table(self) -> None:
         if not self._reported_missing_table:
@@ -83,8 +80,3 @@ class SessionLookup:
                 '"session" table with columns "token", "userId", "expiresAt"; session tokens '
                 "are refused (share Better Auth's database, or turn the setting off)"
             )
-
-
-def _select(engine: Engine, token: str) -> object:
-    with engine.connect() as connection:
-        return connection.execute(SESSION_QUERY, {"token": token}).scalar_one_or_none()

@@ -2,11 +2,11 @@
 
 from typing import Literal
 
+import psycopg2
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
+from backend.db import DatabaseUnavailableError
 from backend.dependencies import DatabaseDep
 from backend.errors import DB_RETRY_AFTER_SECONDS, ERROR_RESPONSES, RETRY_AFTER_HEADER
 
@@ -17,11 +17,6 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["reachable", "unreachable"]
     detail: str
-
-
-def _ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
 
 
 @router.get(
@@ -36,8 +31,8 @@ def _ping(engine: Engine) -> None:
 )
 async def health(db: DatabaseDep, response: Response) -> Health:
     try:
-        await db.run(_ping)
-    except SQLAlchemyError:
+        await db.fetch("SELECT 1")
+    except (DatabaseUnavailableError, psycopg2.Error):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
         return Health(status="unavailable", database="unreachable", detail="Database unreachable")

@@ -1,7 +1,7 @@
 """The locked Task API under `/api/{user_id}/tasks`: HTTP in, one `crud` call, HTTP out.
 
-Handlers are `async def` and run each statement with `await db.run(crud.…)`, on the database's
-own threads, so the synchronous driver never blocks the event loop (see `backend.db.Database`).
+Handlers are `async def` and await each statement (`await crud.…(db, …)`): the driver runs it
+without blocking the event loop (see `backend.db`).
 Authentication and ownership come from `OwnedUserId` (401, then 403); everything after that is
 scoped to that user. Task bodies are written straight from the rows (`backend.responses`); the
 `response_model`s stay, for the OpenAPI document.
@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from backend import crud
+from backend.db import Row
 from backend.dependencies import DatabaseDep, OwnedUserId
 from backend.errors import ERROR_RESPONSES, NOT_FOUND
 from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
@@ -103,7 +104,7 @@ async def list_query(
     )
 
 
-def _found(row: crud.Row | None) -> crud.Row:
+def _found(row: Row | None) -> Row:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Task not found")
     return row
@@ -122,7 +123,7 @@ async def list_tasks(
     query: Annotated[crud.ListQuery, Depends(list_query)],
 ) -> TaskJSONResponse:
     """The caller's tasks, newest first by default; the total before paging is `X-Total-Count`."""
-    rows, total = await db.run(crud.list_tasks, user_id, query)
+    rows, total = await crud.list_tasks(db, user_id, query)
     return tasks_response(rows, {"X-Total-Count": str(total)})
 
 
@@ -136,7 +137,7 @@ async def list_tasks(
 )
 async def create_task(user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep) -> TaskJSONResponse:
     """The owner is always the token's user, whatever the body says."""
-    row = await db.run(crud.create_task, user_id, task.title, task.description, task.completed)
+    row = await crud.create_task(db, user_id, task.title, task.description, task.completed)
     location = f"/api/{quote(user_id, safe='')}/tasks/{row[0]}"
     return task_response(row, status.HTTP_201_CREATED, {"Location": location})
 
@@ -149,7 +150,7 @@ async def create_task(user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep) -
     operation_id="getTask",
 )
 async def get_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> TaskJSONResponse:
-    return task_response(_found(await db.run(crud.get_task, user_id, task_id)))
+    return task_response(_found(await crud.get_task(db, user_id, task_id)))
 
 
 @router.put(
@@ -171,7 +172,7 @@ async def update_task(
 ) -> TaskJSONResponse:
     """Fields sent are changed, fields left out are kept; `updated_at` moves on any change."""
     values = changes.model_dump(exclude_unset=True)
-    return task_response(_found(await db.run(crud.update_task, user_id, task_id, values)))
+    return task_response(_found(await crud.update_task(db, user_id, task_id, values)))
 
 
 @router.patch(
@@ -189,9 +190,9 @@ async def toggle_completion(
 ) -> TaskJSONResponse:
     """Flip `completed` atomically; a body `{"completed": bool}` sets it instead."""
     if body is None or body.completed is None:
-        row = await db.run(crud.toggle_task, user_id, task_id)
+        row = await crud.toggle_task(db, user_id, task_id)
     else:
-        row = await db.run(crud.update_task, user_id, task_id, {"completed": body.completed})
+        row = await crud.update_task(db, user_id, task_id, {"completed": body.completed})
     return task_response(_found(row))
 
 
@@ -204,5 +205,5 @@ async def toggle_completion(
     operation_id="deleteTask",
 )
 async def delete_task(user_id: OwnedUserId, task_id: TaskId, db: DatabaseDep) -> Response:
-    _found(await db.run(crud.delete_task, user_id, task_id))
+    _found(await crud.delete_task(db, user_id, task_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

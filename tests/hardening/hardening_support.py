@@ -1,5 +1,6 @@
 """Plain helpers of the hardening suite (fixtures are in this folder's conftest.py)."""
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -13,14 +14,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy.engine import URL
 
 from backend import embedded_db, migrate
+from backend.db import Database, Row
 from devtools.servers import free_port
 from tests.helpers import SECRET
 
 SUMMARY: list[str] = []
+
+
+def app_database(client: TestClient) -> Database:
+    """The started app's `Database` (its pool lives on the TestClient's event loop)."""
+    database: Database = client.app.state.database  # type: ignore[attr-defined]
+    return database
+
+
+def fetch_on(client: TestClient, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    """Run one statement through the app's own pool, on the app's event loop."""
+    assert client.portal is not None, "the TestClient must be started"
+    return client.portal.call(app_database(client).fetch, sql, params)
+
+
+def fill_pool(client: TestClient, size: int) -> None:
+    """Open `size` connections at once and return them: the app's pool now holds that many."""
+    database = app_database(client)
+
+    async def concurrently() -> None:
+        await asyncio.gather(*(database.fetch("SELECT pg_sleep(0.05)") for _ in range(size)))
+
+    assert client.portal is not None, "the TestClient must be started"
+    client.portal.call(concurrently)
+    assert database.idle == size
 
 
 class HTTPResponse(Protocol):

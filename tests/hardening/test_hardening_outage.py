@@ -8,18 +8,25 @@ request and every one after must succeed — each pooled connection the crash ki
 checkout, without a ping.
 """
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from backend.config import Settings
+from backend.db import Row
 from backend.main import create_app
-from tests.hardening.hardening_support import PrivatePostgres, private_postgres, report, url_string
+from tests.hardening.hardening_support import (
+    PrivatePostgres,
+    app_database,
+    fill_pool,
+    private_postgres,
+    report,
+    url_string,
+)
 from tests.helpers import AUTH_URL, SECRET, Caller
 
 POOL_SIZE = 5
@@ -51,16 +58,6 @@ def outage_client(outage_db: PrivatePostgres) -> Iterator[TestClient]:
         yield client
 
 
-def fill_pool(engine: Engine) -> None:
-    """Open POOL_SIZE connections at once and return them: the pool now holds that many."""
-    connections = [engine.connect() for _ in range(POOL_SIZE)]
-    for connection in connections:
-        connection.execute(text("SELECT 1"))
-    for connection in connections:
-        connection.close()
-    assert engine.pool.checkedin() == POOL_SIZE  # type: ignore[attr-defined]
-
-
 def api_calls(task_id: int) -> list[tuple[str, str, dict[str, object] | None]]:
     return [
         ("GET", USER.tasks, None),
@@ -78,11 +75,10 @@ def test_outage_is_a_quick_503_and_the_service_recovers_by_itself(
     outage_db: PrivatePostgres, outage_client: TestClient
 ) -> None:
     client = outage_client
-    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
     created = client.post(USER.tasks, json={"title": "before"}, headers=USER.headers)
     assert created.status_code == 201
     task_id = created.json()["id"]
-    fill_pool(engine)
+    fill_pool(client, POOL_SIZE)
 
     outage_db.crash()
     failures: list[str] = []
@@ -135,22 +131,23 @@ def test_every_pooled_connection_killed_by_a_restart_is_replaced_silently(
 ) -> None:
     """No request in between: the pool holds only dead connections when traffic resumes."""
     client = outage_client
-    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
     assert client.get(USER.tasks, headers=USER.headers).status_code == 200
-    fill_pool(engine)
+    fill_pool(client, POOL_SIZE)
 
     outage_db.crash()
     outage_db.start()
 
     statuses = [client.get(USER.tasks, headers=USER.headers).status_code for _ in range(10)]
     statuses.append(client.get("/health").status_code)
-    # And at the engine level, every pooled connection at once (whatever order the pool uses).
-    connections = [engine.connect() for _ in range(POOL_SIZE)]
-    try:
-        values = [c.execute(text("SELECT 1")).scalar_one() for c in connections]
-    finally:
-        for connection in connections:
-            connection.close()
+    # And at the pool's level, as many statements at once as it has connections (the ones the
+    # requests above did not reach lie below in the LIFO pool, dead since the restart).
+    database = app_database(client)
+
+    async def all_at_once() -> list[list[Row]]:
+        return await asyncio.gather(*(database.fetch("SELECT 1") for _ in range(POOL_SIZE)))
+
+    assert client.portal is not None
+    values = [rows[0][0] for rows in client.portal.call(all_at_once)]
     report(
         "Restart with a full pool of dead connections",
         len(statuses) + POOL_SIZE,
@@ -164,15 +161,18 @@ def test_every_pooled_connection_killed_by_a_restart_is_replaced_silently(
 def test_an_exhausted_pool_is_a_503_within_the_pool_timeout(outage_client: TestClient) -> None:
     """A database too slow to hand back connections: 503 after the pool timeout, not a hang."""
     client = outage_client
-    engine: Engine = client.app.state.database.engine  # type: ignore[attr-defined]
-    held = [engine.connect() for _ in range(POOL_SIZE)]
-    try:
-        started = time.monotonic()
-        response = client.get(USER.tasks, headers=USER.headers)
-        elapsed = time.monotonic() - started
-    finally:
-        for connection in held:
-            connection.close()
+    assert client.portal is not None
+    # Statements that hold every connection past the pool timeout (within the 1.5 s deadline).
+    sleep = app_database(client).fetch
+    held = [
+        client.portal.start_task_soon(sleep, "SELECT pg_sleep(1.3)", None) for _ in range(POOL_SIZE)
+    ]
+    time.sleep(0.1)
+    started = time.monotonic()
+    response = client.get(USER.tasks, headers=USER.headers)
+    elapsed = time.monotonic() - started
+    for statement in held:
+        statement.exception(timeout=5)  # finished (or past its deadline: either way, returned)
     report(
         "Exhausted pool",
         1,
