@@ -162,7 +162,19 @@ def test_bad_values_are_422(client: TestClient, alice: Caller, query: str) -> No
     response = client.get(f"{alice.tasks}?{query}", headers=alice.headers)
 
     assert response.status_code == 422
-    assert isinstance(response.json()["detail"], str)
+    body = response.json()
+    name = query.partition("=")[0]
+    assert body["detail"].startswith(f"{name}")
+    assert body["errors"][0]["loc"][:2] == ["query", name]
+
+
+@pytest.mark.spec("US-2.3", "EC-2")
+def test_a_repeated_parameter_counts_by_its_last_value(client: TestClient, alice: Caller) -> None:
+    last_good = client.get(f"{alice.tasks}?limit=abc&limit=5", headers=alice.headers)
+    last_bad = client.get(f"{alice.tasks}?limit=5&limit=abc", headers=alice.headers)
+
+    assert last_good.status_code == 200
+    assert last_bad.status_code == 422
 
 
 @pytest.mark.spec("US-2.3")
