@@ -84,7 +84,8 @@ def _validation_error_response(exc: RequestValidationError) -> JSONResponse:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s", type(exc).__name__)
+    # libpq's reason (refused, timed out, authentication failed …) names no password.
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
     return error_response(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "Database unavailable; retry shortly",

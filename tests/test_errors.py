@@ -2,6 +2,7 @@
 oversized headers. Every one is JSON with a string `detail` (FR-018)."""
 
 import logging
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.helpers import AUTH_URL, Caller
+from tests.helpers import AUTH_URL, SECRET, Caller
 
 FRONTEND = AUTH_URL  # the frontend origin of the apps these tests build themselves
 
@@ -112,3 +113,26 @@ def test_too_many_headers_is_a_json_431(client: TestClient, alice: Caller) -> No
 
     assert response.status_code == 431
     assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.spec("SC-010", "FR-017")
+def test_a_503_logs_why_the_database_is_unavailable_but_never_the_password(
+    caplog: pytest.LogCaptureFixture, alice: Caller
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = Settings(
+        _env_file=None,
+        better_auth_secret=SECRET,
+        neon_database_url=f"postgresql://alex:S3cretPassw0rd@127.0.0.1:{port}/neondb",
+        migrate_on_startup=False,
+    )
+    with caplog.at_level(logging.WARNING, "backend"), TestClient(create_app(settings)) as client:
+        response = client.get(alice.tasks, headers=alice.headers)
+
+    assert response.status_code == 503
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("database")]
+    assert logged, caplog.text
+    assert "refused" in logged[0].lower()  # libpq's own reason
+    assert "S3cretPassw0rd" not in caplog.text
