@@ -162,12 +162,17 @@ def test_an_exhausted_pool_is_a_503_within_the_pool_timeout(outage_client: TestC
     """A database too slow to hand back connections: 503 after the pool timeout, not a hang."""
     client = outage_client
     assert client.portal is not None
+    fill_pool(client, POOL_SIZE)  # open already: the statements below take them at once
     # Statements that hold every connection past the pool timeout (within the 1.5 s deadline).
-    sleep = app_database(client).fetch
+    database = app_database(client)
     held = [
-        client.portal.start_task_soon(sleep, "SELECT pg_sleep(1.3)", None) for _ in range(POOL_SIZE)
+        client.portal.start_task_soon(database.fetch, "SELECT pg_sleep(1.3)", None)
+        for _ in range(POOL_SIZE)
     ]
-    time.sleep(0.1)
+    waited = time.monotonic()
+    while database.idle and time.monotonic() - waited < 1:
+        time.sleep(0.01)
+    assert database.idle == 0
     started = time.monotonic()
     response = client.get(USER.tasks, headers=USER.headers)
     elapsed = time.monotonic() - started
