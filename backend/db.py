@@ -114,15 +114,13 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def connect_params(url: str | URL, connect_timeout: int) -> dict[str, Any]:
-    """libpq's parameters for `url` (SQLAlchemy's translation: query options pass as written)."""
+def connect_params(url: str | URL) -> dict[str, Any]:
+    """libpq's parameters for `url` (SQLAlchemy's translation: query options pass as written).
+
+    No `connect_timeout`: libpq ignores it on an asynchronous connection, whose opening
+    `Database` bounds itself."""
     _, params = PGDialect_psycopg2().create_connect_args(normalize_url(url))  # type: ignore[no-untyped-call]
-    return {
-        "connect_timeout": connect_timeout,
-        "application_name": "todo-backend",
-        **_TCP_OPTIONS,
-        **params,
-    }
+    return {"application_name": "todo-backend", **_TCP_OPTIONS, **params}
 
 
 class _Connection:
@@ -209,7 +207,7 @@ class Database:
     """
 
     def __init__(self, url: str | URL, settings: Settings) -> None:
-        self._params = connect_params(url, settings.db_connect_timeout_seconds)
+        self._params = connect_params(url)
         self._keep = settings.db_pool_size
         self._max = settings.db_pool_size + settings.db_max_overflow
         self._admission_timeout = settings.db_pool_timeout_seconds
@@ -315,7 +313,7 @@ class Database:
                 if handed is not None:
                     self._release(handed)
                 else:
-                    self._wake()
+                    self._hand_over(None)
             else:
                 waiter.cancel()
                 with contextlib.suppress(ValueError):
@@ -357,11 +355,8 @@ class Database:
             self._discard(connection)
             return
         connection.idle_since = time.monotonic()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
+        if self._hand_over(connection):
+            return
         if len(self._idle) < self._keep:
             self._idle.append(connection)
         else:
@@ -390,15 +385,17 @@ class Database:
 
     def _freed(self) -> None:
         self._size -= 1
-        self._wake()
+        self._hand_over(None)
 
-    def _wake(self) -> None:
-        """A slot is free: the first waiter may open a connection."""
+    def _hand_over(self, connection: _Connection | None) -> bool:
+        """To the first caller still waiting: a connection, or None for a free slot to open one
+        in. False when nobody waits."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(connection)
+                return True
+        return False
 
     def close(self) -> None:
         """Close the idle connections now and the busy ones when they come back."""

@@ -243,9 +243,9 @@ def test_a_host_that_never_answers_is_unreachable_within_the_connect_timeout(
     ],
 )
 def test_neon_connection_strings_reach_libpq_as_written(
-    neon_string: str, expected: dict[str, str], settings: Settings
+    neon_string: str, expected: dict[str, str]
 ) -> None:
     """What Neon's console prints is handed to libpq unchanged (TLS, channel binding, endpoint)."""
-    params = connect_params(neon_string, settings.db_connect_timeout_seconds)
+    params = connect_params(neon_string)
     assert params | expected == params
     assert "channel_binding" not in neon_string or params["channel_binding"] == "require"
