@@ -233,7 +233,8 @@ class Database:
         Raises `DatabaseUnavailableError` for an outage (503); any other `psycopg2.Error` is the
         statement's own (a bug, or what the caller asked for, such as a missing table).
         """
-        for attempt in (1, 2):
+        rerun = False
+        while True:
             connection = await self._acquire()
             sent = False  # a ping that fails proves the statement was never sent
             try:
@@ -251,16 +252,16 @@ class Database:
                     raise
                 self._discard(connection)
                 never_ran = not sent or isinstance(failure, psycopg2.InterfaceError)
-                if attempt == 1 and (never_ran or _is_read(sql)):
-                    logger.info("database connection lost before the statement ran; rerunning it")
-                    continue
-                raise ConnectionLostError(type(failure).__name__) from failure
+                if rerun or not (never_ran or _is_read(sql)):
+                    raise ConnectionLostError(type(failure).__name__) from failure
+                logger.info("database connection lost before the statement ran; rerunning it")
+                rerun = True
+                continue
             except BaseException:  # cancelled: the statement's fate is unknown
                 self._abandon(connection)
                 raise
             self._release(connection)
             return rows
-        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     async def _execute(raw: Any, sql: str, params: Mapping[str, Any] | None) -> list[Row]:

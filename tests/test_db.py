@@ -115,6 +115,56 @@ def test_a_waiting_caller_gets_the_connection_returned_next(
     assert database.idle == 1
 
 
+@pytest.mark.spec("EC-3", "SC-010")
+def test_a_caller_cancelled_while_waiting_for_a_connection_leaves_the_queue(
+    make_database: Callable[..., Database],
+) -> None:
+    """The connection the busy statement returns goes to the pool, not to a caller who left."""
+    database = make_database(db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=5)
+
+    async def scenario() -> float:
+        busy = asyncio.create_task(sleep_in_database(database, 0.3))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(backend_pid(database))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await busy
+        started = time.monotonic()
+        await backend_pid(database)
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1  # served from the pool, not after the 5 s pool timeout
+    assert database.idle == 1
+
+
+@pytest.mark.spec("EC-3")
+def test_closing_the_database_closes_a_busy_connection_when_it_comes_back(
+    make_database: Callable[..., Database], db_engine: Engine
+) -> None:
+    database = make_database(db_pool_size=1, db_max_overflow=0)
+
+    async def scenario() -> int:
+        pid = await backend_pid(database)
+        busy = asyncio.create_task(sleep_in_database(database, 0.2))  # on that same connection
+        await asyncio.sleep(0.05)
+        database.close()
+        await busy
+        return pid
+
+    pid = asyncio.run(scenario())
+    assert database.idle == 0
+    query = "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # the server notices the goodbye within moments
+        with db_engine.connect() as connection:
+            if not connection.execute(text(query), {"pid": pid}).scalar_one():
+                return
+        time.sleep(0.02)
+    pytest.fail(f"backend {pid} still connected after the database was closed")
+
+
 @pytest.mark.spec("EC-3")
 def test_connections_are_reused_last_in_first_out_and_overflow_is_closed(
     make_database: Callable[..., Database],
