@@ -3,8 +3,8 @@
 **On the event loop, not on threads.** Connections are psycopg2's asynchronous ones: a statement is
 sent without blocking, and the loop waits for the answer on the socket like for any other I/O, so
 nothing blocks the loop and no thread is involved. Handing each statement to a thread instead (as
-`run_in_executor` or FastAPI's `def` handlers do) cost about a third of the backend's CPU per
-request in thread wake-ups and GIL hand-overs (figures: loadtests/README.md). SQLAlchemy's pools
+`run_in_executor` or FastAPI's `def` handlers do) cost more CPU in thread wake-ups and GIL
+hand-overs than the statement itself (figures: loadtests/README.md). SQLAlchemy's pools
 block, so the pool is here: LIFO, bounded like SQLAlchemy's (`DB_POOL_SIZE` kept,
 `DB_MAX_OVERFLOW` more under load, `DB_POOL_TIMEOUT_SECONDS` to wait for one), and SQLAlchemy
 still turns the URL into libpq's parameters. Threads remain only for what cannot be asynchronous:
