@@ -17,8 +17,8 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote
 
@@ -168,12 +168,13 @@ class RequestLogMiddleware:
 
     The line holds the method, the route *template* (never the path: it carries the user id),
     the status, the duration in ms, the request id and a short hash of the authenticated user
-    id (set by `owned_user_id`), so one user's requests can be followed without naming them.
+    id (set by `dependencies.BetterAuthBearer`), so one user's requests can be followed without
+    naming them.
     Never a header value, query or body: tokens and task text stay out of the logs.
 
     The request id is the client's `X-Request-ID` when it is sane (1-128 characters of
-    `[A-Za-z0-9._:+=/-]`, so it cannot forge log lines), otherwise a new UUID. It is put in
-    `scope["state"]` (`request.state.request_id`) for the 500 log line.
+    `[A-Za-z0-9._:+=/-]`, so it cannot forge log lines), otherwise 128 random bits in hex. It is
+    put in `scope["state"]` (`request.state.request_id`) for the 500 log line.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -221,7 +222,7 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
             if SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def _short_hash(user_id: str) -> str:
