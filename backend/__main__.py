@@ -4,26 +4,27 @@ Defaults come from the environment platforms set (`HOST`, `PORT`, `WEB_CONCURREN
 the process's contract with its host, not app settings, so they are read here and not from
 `Settings` (and `--help` works without a secret).
 
-What it fixes beyond plain `uvicorn --factory backend.main:create_app` (figures:
-loadtests/README.md):
-
-- **Header size limit in the parser**: httptools, with a cap on the request head
-  (`backend.http_protocol`), so one huge header block cannot stall the worker's other clients.
-- **Proxy headers** (`X-Forwarded-For`, `X-Forwarded-Proto`) are honoured from the addresses in
-  `FORWARDED_ALLOW_IPS` (uvicorn's variable; default 127.0.0.1).
-- **Logging.** uvicorn's access log is off; the app writes one JSON line per request on
-  `backend.access` (see `backend.middleware.RequestLogMiddleware`), to stdout, as is.
+Start-up, once, before any worker: the configuration is read, the database reached and its schema
+migrated or checked (`backend.startup`), the socket bound; any failure is one line on stderr and
+exit code 3 (1 for a configuration error). Then one worker serves in this process, or several
+under `backend.supervisor`. Each worker runs uvicorn with the hardened HTTP protocol
+(`backend.http_protocol`), proxy headers from `FORWARDED_ALLOW_IPS` (uvicorn's variable; default
+127.0.0.1), and the app's one-JSON-line request log on stdout instead of uvicorn's access log;
+SIGTERM drains it (`backend.serving`).
 """
 
 import argparse
 import copy
+import logging.config
 import os
+import socket
+import sys
 from typing import Any
 
-import uvicorn
-from uvicorn.config import LOGGING_CONFIG
+from pydantic import SecretStr
+from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 
-from backend.http_protocol import HeadLimitedHttpToolsProtocol
+from backend.config import Settings, get_settings
 
 
 def log_config() -> dict[str, Any]:
@@ -56,20 +57,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket every worker shares (listening starts when the first one serves)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def start(args: argparse.Namespace, settings: Settings) -> int:
+    """Prepare once, then serve; the exit code."""
+    from backend import startup
+
+    logging.config.dictConfig(log_config())
+    try:
+        url = startup.prepare(settings)
+        sockets = [bind(args.host, args.port)]
+    except (startup.StartupError, OSError) as failure:
+        print(f"backend: start-up failed: {failure}", file=sys.stderr)
+        return STARTUP_FAILURE
+    # The workers use the database prepared here, as it is, and migrate nothing themselves.
+    prepared = settings.model_copy(
+        update={
+            "neon_database_url": SecretStr(url.render_as_string(hide_password=False)),
+            "migrate_on_startup": False,
+        }
+    )
+    logging.getLogger("backend").info(
+        "serving on http://%s:%d with %d worker(s)", args.host, args.port, args.workers
+    )
+    if args.workers > 1:
+        from backend.supervisor import Supervisor
+
+        return Supervisor(prepared, sockets, args.workers, log_config()).run()
+    from backend.serving import serve
+
+    return serve(prepared, sockets, log_config())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    uvicorn.run(
-        "backend.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        http=HeadLimitedHttpToolsProtocol,
-        proxy_headers=True,
-        access_log=False,
-        log_config=log_config(),
-        server_header=False,
-    )
+    sys.exit(start(args, get_settings()))
 
 
 if __name__ == "__main__":

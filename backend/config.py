@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # The claims a frontend may put its user id in; `JWT_USER_ID_CLAIMS` picks among them.
 USER_ID_CLAIMS = ("sub", "user_id", "userId", "id")
+# What `RATE_LIMIT_STORAGE_URL` may name: a Redis server (redis-py's URL forms).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def split_list(value: object) -> object:
@@ -67,12 +69,17 @@ class Settings(BaseSettings):
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
 
     cors_origins: Annotated[list[str], NoDecode] = []
-    rate_limit_per_minute: int = Field(default=0, ge=0)
+    # Requests per user per minute (0: off); shared by the fleet when the storage URL is set.
+    rate_limit_per_minute: int = Field(default=1200, ge=0)
+    rate_limit_storage_url: SecretStr | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Admission: how long a request waits for a connection (or for one of its user's slots).
+    db_pool_timeout_seconds: float = Field(default=0.5, gt=0)
+    # Statements of one user in flight at once, per worker (backend/tenants.py).
+    db_statements_per_user: int = Field(default=5, ge=1)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     # Once a connection is in hand, no statement runs longer (SC-001 promises 2 s per call).
     db_statement_timeout_seconds: float = Field(default=1.5, gt=0)
@@ -82,12 +89,29 @@ class Settings(BaseSettings):
     embedded_db_dir: Path = Path(".data/postgres")
     migrate_on_startup: bool = True
 
-    @field_validator("better_auth_jwks_url", "neon_database_url", mode="before")
+    # The HTTP edge, per worker process (backend/http_protocol.py).
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_connections: int = Field(default=2048, ge=1)
+    # SIGTERM: `/health/ready` answers 503 while the worker keeps serving for the drain, then it
+    # stops accepting; the whole shutdown, drain included, ends within the timeout.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @field_validator(
+        "better_auth_jwks_url", "neon_database_url", "rate_limit_storage_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """`NEON_DATABASE_URL=` uncommented in `.env` means "not set", not an empty URL."""
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in REDIS_SCHEMES:
+            raise ValueError("RATE_LIMIT_STORAGE_URL must be a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("better_auth_url")

@@ -129,8 +129,9 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def _first(db: Database, sql: str, params: Mapping[str, Any]) -> Row | None:
-    rows = await db.fetch(sql, params)
+async def _first(db: Database, owner: str, sql: str, params: Mapping[str, Any]) -> Row | None:
+    """The one row `sql` returns for `owner` (whose statement slot it takes), or None."""
+    rows = await db.fetch(sql, {"owner": owner, **params}, tenant=owner)
     return rows[0] if rows else None
 
 
@@ -144,13 +145,13 @@ async def list_tasks(db: Database, owner: str, query: ListQuery) -> tuple[Sequen
     page, count = _list_statements(
         query.completed is not None, bool(query.search), query.sort, query.descending
     )
-    rows = await db.fetch(page, params)
+    rows = await db.fetch(page, params, tenant=owner)
     if rows:
         return rows, rows[0][-1]
     if not query.offset:
         return rows, 0
     # Paged past the end: no row carried the total, so count separately (rare).
-    return rows, (await db.fetch(count, params))[0][0]
+    return rows, (await db.fetch(count, params, tenant=owner))[0][0]
 
 
 async def create_task(
@@ -162,11 +163,11 @@ async def create_task(
         "new_description": description,
         "new_completed": completed,
     }
-    return (await db.fetch(_INSERT, params))[0]
+    return (await db.fetch(_INSERT, params, tenant=owner))[0]
 
 
 async def get_task(db: Database, owner: str, task_id: int) -> Row | None:
-    return await _first(db, _GET, {"owner": owner, "task_id": task_id})
+    return await _first(db, owner, _GET, {"task_id": task_id})
 
 
 async def update_task(
@@ -177,14 +178,14 @@ async def update_task(
         return await get_task(db, owner, task_id)
     params = {f"new_{name}": value for name, value in changes.items()}
     statement = _update_statement(frozenset(changes))
-    return await _first(db, statement, {"owner": owner, "task_id": task_id, **params})
+    return await _first(db, owner, statement, {"task_id": task_id, **params})
 
 
 async def toggle_task(db: Database, owner: str, task_id: int) -> Row | None:
     """Flip `completed` inside the database: concurrent toggles serialise on the row lock."""
-    return await _first(db, _TOGGLE, {"owner": owner, "task_id": task_id})
+    return await _first(db, owner, _TOGGLE, {"task_id": task_id})
 
 
 async def delete_task(db: Database, owner: str, task_id: int) -> Row | None:
     """The deleted row's id, or None if there was no such task of `owner`'s."""
-    return await _first(db, _DELETE, {"owner": owner, "task_id": task_id})
+    return await _first(db, owner, _DELETE, {"task_id": task_id})

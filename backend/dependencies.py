@@ -86,7 +86,7 @@ class BetterAuthBearer(SecurityBase):
         current = await authenticate(request)
         ensure_owner(user_id, current)
         request.state.user_id = current  # for the request log (hashed there)
-        request.app.state.rate_limiter.check(current)
+        await request.app.state.rate_limiter.check(current)
         return current
 
 

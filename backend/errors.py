@@ -21,11 +21,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.db import DatabaseUnavailableError
+from backend.db import DatabaseUnavailableError, TenantBusyError
 
 logger = logging.getLogger("backend")
 
 DB_RETRY_AFTER_SECONDS = 2
+TENANT_RETRY_AFTER_SECONDS = 1
 
 
 class ErrorResponse(BaseModel):
@@ -93,6 +94,14 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def tenant_busy(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "Too many of your requests at once; retry shortly",
+        {"Retry-After": str(TENANT_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """The trace goes to the log under the route template (like the request log: the path names
     the user), and the request id that ties it to the client's answer."""
@@ -138,6 +147,7 @@ def install_error_handlers(app: FastAPI, check_caller: CallerCheck) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(DatabaseUnavailableError, database_unavailable)
+    app.add_exception_handler(TenantBusyError, tenant_busy)
     app.add_exception_handler(Exception, internal_error)
 
 
@@ -164,7 +174,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     431: {"model": ErrorResponse, "description": "Request headers over 64 KiB or 100 fields"},
     429: {
         "model": ErrorResponse,
-        "description": "Per-user rate limit exceeded",
+        "description": "Per-user rate limit, or this user's requests in flight, exceeded",
         "headers": {"Retry-After": RETRY_AFTER_HEADER},
     },
     503: {

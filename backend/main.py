@@ -18,9 +18,11 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
-from backend.db import Database, resolve_database_url
+from backend.db import Database
+from backend.db_url import resolve_database_url
 from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
+from backend.lifecycle import Lifecycle
 from backend.middleware import (
     ErrorResponseMiddleware,
     NormalizePathMiddleware,
@@ -46,15 +48,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else None
     )
     app.state.verifier = TokenVerifier(settings, JwksKeySource(settings), sessions)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    storage = settings.rate_limit_storage_url
+    app.state.rate_limiter = limiter = RateLimiter(
+        settings.rate_limit_per_minute, storage.get_secret_value() if storage else None
+    )
     try:
         yield
     finally:
         await app.state.verifier.aclose()
+        await limiter.aclose()
         database.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None) -> FastAPI:
+    """The app; `lifecycle` is the serving worker's (`backend.serving`), so `/health/ready` can
+    say when it drains."""
     settings = settings or get_settings()
     app = FastAPI(
         title="Todo API",
@@ -66,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         servers=[{"url": "http://localhost:8000", "description": "Local (`nox -s dev`)"}],
     )
     app.state.settings = settings
+    app.state.lifecycle = lifecycle or Lifecycle()
     install_error_handlers(app, check_caller=refuse_foreign_caller)
     # FastAPI counts a streamed body against the limit; a declared one is refused earlier, by
     # RequestLimitMiddleware.

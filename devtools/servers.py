@@ -5,10 +5,12 @@ Each server runs in its own process group so stopping it also stops uvicorn's wo
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -41,7 +43,11 @@ class Server:
         # The child keeps its own copy of the file descriptor; ours closes at once.
         with open(self.log_path, "ab") if self.log_path else nullcontext() as log:
             self.process = subprocess.Popen(
-                self.command, env=self.env, start_new_session=True, stdout=log
+                self.command,
+                env=self.env,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -89,7 +95,8 @@ def backend_server(
     """The backend; `env` carries its settings (BETTER_AUTH_SECRET, …).
 
     Without `reload` it is the production command, `python -m backend`, so tests and load runs
-    exercise what production runs; `log_path` collects its output (one line per request).
+    exercise what production runs; `log_path` collects its output (one line per request on
+    stdout, the server's own log lines on stderr).
     """
     port = port or free_port()
     if reload:
@@ -100,6 +107,8 @@ def backend_server(
         command = [sys.executable, "-m", "backend", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
+    # Stopped at once unless `env` asks for a drain (production drains for SIGTERM's balancer).
+    env = {"SHUTDOWN_DRAIN_SECONDS": "0", **env}
     return Server("backend", command, {**os.environ, **env}, url, "/health", log_path=log_path)
 
 
@@ -110,6 +119,49 @@ def mock_auth_server(env: Mapping[str, str], *, port: int | None = None) -> Serv
     return Server(
         "mock_auth", command, {**os.environ, **env}, f"http://127.0.0.1:{port}", "/api/auth/jwks"
     )
+
+
+@dataclass
+class Redis:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis | None]:
+    """A throw-away `redis-server` on 127.0.0.1, without persistence (None when there is no
+    redis-server binary: Debian's package `redis-server`)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="redis-")
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
+    redis = Redis(subprocess.Popen(command, stdout=subprocess.DEVNULL), port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or redis.process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield redis
+    finally:
+        if redis.process.poll() is None:
+            redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager

@@ -16,8 +16,10 @@ It also plays the parts of Neon that break connections, for the failure tests:
   way (`idle_session_timeout`, a pooler's idle timeout); 0 hangs up right after each answer
   (each PostgreSQL ReadyForQuery, the handshake's included).
   A request sent while that close is travelling meets a connection that is already gone.
-- `stall()`: the network or compute stops answering: every byte is held forever and new
-  connections are accepted but never answered.
+- `stall()`: the network or compute stops answering: every byte is held and new connections are
+  accepted but not answered, until `resume()` lets everything held flow again.
+
+`accepted` counts the connections made to it: how many connection attempts reached the database.
 
 The proxy runs its own event loop in a background thread; `stop()` closes the listener and
 every connection and joins the thread. `python -m loadtests.latency_proxy TARGET DELAY_MS` runs
@@ -45,7 +47,8 @@ class LatencyProxy:
         self.wake = wake_ms / 1000.0
         self._idle_close: float | None = None
         self._idle_close_set: asyncio.Event | None = None
-        self._stalled = False
+        self._flowing: asyncio.Event | None = None  # cleared while stalled
+        self.accepted = 0
         self._asleep = False
         self._awake_at: float | None = None
         self._links: set[_Link] = set()
@@ -91,8 +94,20 @@ class LatencyProxy:
         asyncio.run_coroutine_threadsafe(self._suspend(), self._loop).result(10)
 
     def stall(self) -> None:
-        """From now on hold every byte, on open and new connections alike, until `stop()`."""
-        self._stalled = True
+        """From now on hold every byte, on open and new connections alike, until `resume()`."""
+        self._set_flowing(False)
+
+    def resume(self) -> None:
+        """The database answers again: what was held flows on, in order."""
+        self._set_flowing(True)
+
+    def _set_flowing(self, flowing: bool) -> None:
+        async def apply() -> None:
+            assert self._flowing is not None
+            (self._flowing.set if flowing else self._flowing.clear)()
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(apply(), self._loop).result(10)
 
     def __enter__(self) -> "LatencyProxy":
         self.start()
@@ -119,12 +134,15 @@ class LatencyProxy:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._idle_close_set = asyncio.Event()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         connections: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             current = asyncio.current_task()
             assert current is not None
             connections.add(current)
+            self.accepted += 1
             try:
                 await self._relay(reader, writer)
             except asyncio.CancelledError:
@@ -164,8 +182,8 @@ class LatencyProxy:
         self._asleep = False
 
     async def _hold_if_stalled(self) -> None:
-        if self._stalled:
-            await asyncio.Event().wait()  # until stop() cancels the connection
+        assert self._flowing is not None
+        await self._flowing.wait()  # until resume(), or stop() cancels the connection
 
     async def _relay(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter

@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the backend of this checkout instead of this one; give it twice (old, new)"
         " to compare two checkouts in one run, back to back",
     )
+    add(
+        "--variant",
+        action="append",
+        metavar="LABEL:KEY=VALUE,...",
+        help="backend environment of one variant, e.g. 'redis:RATE_LIMIT_PER_MINUTE=1000000,"
+        "RATE_LIMIT_STORAGE_URL=redis' (`redis` starts a throw-away Redis); give it several"
+        " times to compare variants in one run, like --app-dir",
+    )
     add("--rounds", type=int, default=1, help="runs per --app-dir, alternating (default 1)")
     add("--report-dir", type=Path, default=ROOT / "loadtests" / "reports")
     return parser
@@ -98,17 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency = f"{options.latency_ms:g}ms"
     base = f"{options.scenario}-{options.users}u-{latency}"
     app_dirs: list[Path | None] = options.app_dir or [None]
-    series = len(app_dirs) > 1 or options.rounds > 1
+    variants = [_variant(text) for text in options.variant or []] or [("", {})]
+    runs = [(app_dir, variant) for app_dir in app_dirs for variant in variants]
+    series = len(runs) > 1 or options.rounds > 1
     outcomes: list[Outcome] = []
     try:
         for round_ in range(1, options.rounds + 1):
-            for index, app_dir in enumerate(app_dirs, 1):
-                app = f"{index}:{(app_dir or ROOT).resolve().name}"
+            for index, (app_dir, (label, env)) in enumerate(runs, 1):
+                app = f"{index}:{label or (app_dir or ROOT).resolve().name}"
                 prefix = options.report_dir / base
                 if series:
                     prefix = prefix.with_name(f"{base}-app{index}-round{round_}")
                     print(f"\n=== round {round_}, app {app} ({app_dir or ROOT})", flush=True)
-                outcome = _run(options, app, app_dir, prefix)
+                outcome = _run(options, app, app_dir, env, prefix)
                 if outcome.status == 2:
                     return 2
                 outcomes.append(outcome)
@@ -121,7 +131,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return max(outcome.status for outcome in outcomes)
 
 
-def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Path) -> Outcome:
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:KEY=VALUE,KEY=VALUE` as (label, environment)."""
+    label, _, settings = text.partition(":")
+    pairs = [item.partition("=") for item in settings.split(",") if item]
+    if not label or any(not key or not sep for key, sep, _ in pairs):
+        raise SystemExit(f"loadtests: --variant {text!r}: expected LABEL:KEY=VALUE,...")
+    return label, {key: value for key, _, value in pairs}
+
+
+def _run(
+    options: argparse.Namespace,
+    app: str,
+    app_dir: Path | None,
+    env: dict[str, str],
+    prefix: Path,
+) -> Outcome:
     """One run on a freshly started stack (fresh database too: checkouts may differ in schema)."""
     try:
         with stack.started(
@@ -131,6 +156,7 @@ def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Pa
             workers=options.workers,
             sign_in=options.sign_in == "mock-auth",
             app_dir=app_dir,
+            env=env,
         ) as running:
             if running.secret is None and running.auth_url is None:
                 print(

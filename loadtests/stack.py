@@ -20,7 +20,14 @@ from sqlalchemy.engine import URL
 
 from backend import embedded_db
 from backend.db import normalize_url
-from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
+from devtools.servers import (
+    Server,
+    backend_server,
+    free_port,
+    mock_auth_server,
+    redis_server,
+    running,
+)
 from loadtests.latency_proxy import LatencyProxy
 
 # Room for every pool of every worker (20 + 20 overflow each) and the round-trip probe.
@@ -58,12 +65,14 @@ def started(
     workers: int,
     sign_in: bool,
     app_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """The stack for one run; `sign_in` also starts mock_auth for users to sign up at.
 
     `app_dir` serves the backend of another checkout (say a `git worktree` of an older commit), so
     that two versions can be measured on one machine back to back; the database, the load
-    generator and everything else stay this checkout's.
+    generator and everything else stay this checkout's. `env` is added to the backend's
+    environment (`RATE_LIMIT_STORAGE_URL=redis` starts a throw-away Redis for it).
     """
     if target:
         url = normalize_url(database_url) if database_url else None
@@ -86,7 +95,16 @@ def started(
             "BETTER_AUTH_SECRET": secret,
             "NEON_DATABASE_URL": backend_url.render_as_string(hide_password=False),
             "MIGRATE_ON_STARTUP": "true",
+            # Each simulated user sends requests in a closed loop, far above the per-user limit
+            # a real frontend never meets: off, unless a variant measures it.
+            "RATE_LIMIT_PER_MINUTE": "0",
+            **(env or {}),
         }
+        if env.get("RATE_LIMIT_STORAGE_URL") == "redis":
+            redis = cleanup.enter_context(redis_server())
+            if redis is None:
+                raise RuntimeError("RATE_LIMIT_STORAGE_URL=redis needs redis-server")
+            env["RATE_LIMIT_STORAGE_URL"] = redis.url
         servers: list[Server] = []
         auth_url = None
         if sign_in:

@@ -94,6 +94,17 @@ def db_engine(database_url: URL) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def empty_database(db_engine: Engine, database_url: URL) -> Iterator[URL]:
+    """A database with no schema at all (never migrated), in the session's cluster."""
+    with db_engine.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS never_migrated"))
+        connection.execute(text("CREATE DATABASE never_migrated"))
+    yield database_url.set(database="never_migrated")
+    with db_engine.connect() as connection:
+        connection.execute(text("DROP DATABASE never_migrated WITH (FORCE)"))
+
+
+@pytest.fixture
 def clean_db(db_engine: Engine) -> None:
     with db_engine.connect() as connection:
         connection.execute(text("TRUNCATE task RESTART IDENTITY"))
@@ -112,6 +123,9 @@ def make_settings(database_url: URL) -> Callable[..., Settings]:
             "better_auth_url": AUTH_URL,
             "neon_database_url": database_url.render_as_string(hide_password=False),
             "migrate_on_startup": False,
+            # The suite sends thousands of requests as the same few users; the limit's own
+            # tests turn it on (tests/test_rate_limit.py).
+            "rate_limit_per_minute": 0,
         }
         return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 

@@ -22,6 +22,8 @@ OPERATIONS = {
     ("/api/{user_id}/tasks/{task_id}/complete", "patch"): "toggleTask",
     ("/api/{user_id}/tasks/{task_id}", "delete"): "deleteTask",
     ("/health", "get"): "health",
+    ("/health/live", "get"): "healthLive",
+    ("/health/ready", "get"): "healthReady",
 }
 
 
@@ -61,7 +63,8 @@ def test_every_operation_has_a_readable_id_and_the_servers_are_declared(
 
 @pytest.mark.spec("FR-020", "FR-001", "SC-006")
 def test_health_is_marked_public_and_the_bearer_scheme_is_a_jwt(schema: dict[str, Any]) -> None:
-    assert schema["paths"]["/health"]["get"]["security"] == []
+    for path in ("/health", "/health/live", "/health/ready"):
+        assert schema["paths"][path]["get"]["security"] == []
     assert schema["components"]["securitySchemes"]["BetterAuthJWT"] == {
         "type": "http",
         "scheme": "bearer",

@@ -1,9 +1,16 @@
-"""`GET /health`: liveness plus database reachability, for load balancers (no token)."""
+"""Health endpoints for balancers and orchestrators, no token:
 
-from typing import Literal
+- `GET /health/live`: the process answers (a liveness probe: never the database, or one outage
+  would restart every instance);
+- `GET /health/ready`: 200 while the worker takes traffic, 503 once it drains for shutdown (a
+  readiness probe or a balancer's check: a shared database outage does not take every instance
+  out, the API answers it with its own JSON 503);
+- `GET /health`: database reachability, from one probe shared by concurrent callers.
+"""
 
-import psycopg2
-from fastapi import APIRouter, Response, status
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
 from backend.db import DatabaseUnavailableError
@@ -11,6 +18,8 @@ from backend.dependencies import DatabaseDep
 from backend.errors import DB_RETRY_AFTER_SECONDS, ERROR_RESPONSES, RETRY_AFTER_HEADER
 
 router = APIRouter(tags=["health"])
+# No token: an explicit empty `security`, so generators and linters know it is public.
+PUBLIC: dict[str, Any] = {"security": []}
 
 
 class Health(BaseModel):
@@ -19,11 +28,15 @@ class Health(BaseModel):
     detail: str
 
 
+class Probe(BaseModel):
+    status: Literal["ok", "draining"]
+
+
 @router.get(
     "/health",
     operation_id="health",
-    # No token: an explicit empty `security`, so generators and linters know it is public.
-    openapi_extra={"security": []},
+    summary="Database reachability",
+    openapi_extra=PUBLIC,
     responses={
         405: ERROR_RESPONSES[405],
         503: {"model": Health, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
@@ -31,9 +44,38 @@ class Health(BaseModel):
 )
 async def health(db: DatabaseDep, response: Response) -> Health:
     try:
-        await db.fetch("SELECT 1")
-    except (DatabaseUnavailableError, psycopg2.Error):
+        await db.ping()
+    except DatabaseUnavailableError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
         return Health(status="unavailable", database="unreachable", detail="Database unreachable")
     return Health(status="ok", database="reachable", detail="OK")
+
+
+@router.get(
+    "/health/live",
+    operation_id="healthLive",
+    summary="Liveness: the process answers",
+    openapi_extra=PUBLIC,
+    responses={405: ERROR_RESPONSES[405]},
+)
+async def live() -> Probe:
+    return Probe(status="ok")
+
+
+@router.get(
+    "/health/ready",
+    operation_id="healthReady",
+    summary="Readiness: 503 while draining for shutdown",
+    openapi_extra=PUBLIC,
+    responses={
+        405: ERROR_RESPONSES[405],
+        503: {"model": Probe, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
+    },
+)
+async def ready(request: Request, response: Response) -> Probe:
+    if request.app.state.lifecycle.draining:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = "1"
+        return Probe(status="draining")
+    return Probe(status="ok")

@@ -7,17 +7,25 @@
   at the end of the run under "hardening summary".
 - `live_backend`: one real uvicorn serving the session database, shared by the tests that need
   real HTTP (concurrency, slow clients, header limits).
+- `app_on(url, **settings)`: the app started in process on another database URL (a proxy's);
+  `proxy`: the Neon-like `LatencyProxy` in front of the session database (`via(proxy)`).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import URL
 
+from backend.config import Settings
+from backend.main import create_app
 from devtools.servers import Server, backend_server
-from tests.hardening.hardening_support import SUMMARY, backend_env
+from loadtests.latency_proxy import LatencyProxy
+from tests.hardening.hardening_support import SUMMARY, backend_env, proxy_target
+from tests.hardening.neon_support import CONNECT_TIMEOUT, DEADLINE
+from tests.helpers import AUTH_URL, SECRET
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -56,3 +64,43 @@ def live_backend(database_url: URL) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+def neon_settings(url: str, **overrides: Any) -> Settings:
+    """Settings for the app on `url`, with the Neon tests' short deadline and connect timeout."""
+    values: dict[str, Any] = {
+        "better_auth_secret": SECRET,
+        "better_auth_url": AUTH_URL,
+        "neon_database_url": url,
+        "migrate_on_startup": False,
+        "db_statement_timeout_seconds": DEADLINE,
+        "db_connect_timeout_seconds": CONNECT_TIMEOUT,
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def app_on() -> Iterator[Callable[..., TestClient]]:
+    """`app_on(url, **settings)`: a started app on `url`; shut down after the test.
+
+    A 500 is answered as a 500 (not raised into the test), so it is counted like any status.
+    """
+    clients: list[TestClient] = []
+
+    def start(url: str, **overrides: Any) -> TestClient:
+        app = create_app(neon_settings(url, **overrides))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def proxy(database_url: URL) -> Iterator[LatencyProxy]:
+    """A proxy in front of the session database; its URL is `via(proxy)`."""
+    with LatencyProxy(proxy_target(database_url), 0) as running:
+        yield running

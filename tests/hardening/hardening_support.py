@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from backend import embedded_db, migrate
 from backend.db import Database, Row
 from devtools.servers import free_port
+from loadtests.latency_proxy import LatencyProxy
 from tests.helpers import SECRET
 
 SUMMARY: list[str] = []
@@ -81,6 +82,18 @@ def hypothesis_settings(**overrides: object) -> settings:
     except Exception:
         parent = settings.get_profile("hardening")
     return settings(parent, **overrides)  # type: ignore[arg-type]
+
+
+def proxy_target(url: URL) -> str:
+    """A database as `LatencyProxy` reaches it: its Unix socket, or host:port."""
+    host = str(url.query.get("host") or url.host or "127.0.0.1")
+    port = str(url.query.get("port") or url.port or 5432)
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+
+
+def via(proxy: LatencyProxy, database: str = "postgres", user: str = "postgres") -> str:
+    """The URL of the database behind `proxy`."""
+    return f"postgresql://{user}@127.0.0.1:{proxy.port}/{database}"
 
 
 def url_string(url: URL) -> str:

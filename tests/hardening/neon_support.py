@@ -41,6 +41,7 @@ from tests.hardening.hardening_support import report
 from tests.helpers import Caller, unavailable
 
 DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in the failure tests (default 1.5)
+CONNECT_TIMEOUT = 2  # DB_CONNECT_TIMEOUT_SECONDS there (default 5; libpq's least is 2)
 ROLE = "neondb_owner"
 DATABASE = "neondb"
 ENDPOINT = "ep-cool-darkness-123456"  # the form of Neon's endpoint ids

@@ -163,5 +163,5 @@ def test_every_api_operation_declares_bearer_auth_and_its_error_codes(app: FastA
 @pytest.mark.spec("FR-020", "SC-006")
 def test_only_health_and_docs_are_public(app: FastAPI, client: TestClient) -> None:
     public = sorted(path for path in app.openapi()["paths"] if not path.startswith("/api"))
-    assert public == ["/health"]
-    assert client.get("/health").status_code == 200
+    assert public == ["/health", "/health/live", "/health/ready"]
+    assert all(client.get(path).status_code == 200 for path in public)

@@ -1,6 +1,6 @@
 """The production server's request-head limit, in-process: the protocol class under a real uvicorn.
 
-`python -m backend` serves with `HeadLimitedHttpToolsProtocol`; the live-server tests in
+`python -m backend` serves with `HardenedHttpToolsProtocol`; the live-server tests in
 `test_hardening_limits.py` attack that command. These drive the same protocol under a uvicorn
 `Server` in a thread of the test process, so the cut-off, the JSON 431 below it and keep-alive
 after it are seen at the byte level.
@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from backend.config import Settings
-from backend.http_protocol import MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
+from backend.http_protocol import MAX_HEAD_BYTES, HardenedHttpToolsProtocol
 from backend.main import create_app
 from devtools.servers import free_port
 from tests.hardening.hardening_support import raw_exchange, status_of
@@ -27,7 +27,7 @@ def port(make_settings: Callable[..., Settings]) -> Iterator[int]:
         create_app(make_settings()),
         host="127.0.0.1",
         port=free_port(),
-        http=HeadLimitedHttpToolsProtocol,
+        http=HardenedHttpToolsProtocol,
         lifespan="on",
         log_level="warning",
     )
@@ -52,7 +52,7 @@ def test_a_head_over_the_limit_is_refused_as_it_streams_in(port: int) -> None:
     answer = raw_exchange(port, head(MAX_HEAD_BYTES + 64 * 1024))
 
     assert status_of(answer) == 400
-    assert answer.endswith(b"Request head too large")
+    assert answer.endswith(b'{"detail": "Request head too large"}')
 
 
 @pytest.mark.spec("EC-2", "SC-009")

@@ -18,24 +18,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL, Engine
 
 from backend import migrate
-from backend.config import Settings
-from backend.main import create_app
 from loadtests.latency_proxy import LatencyProxy
 from tests.hardening.hardening_support import (
     app_database,
     fetch_on,
     fill_pool,
+    proxy_target,
     report,
     url_string,
+    via,
 )
 from tests.hardening.neon_support import (
+    CONNECT_TIMEOUT,
     DEADLINE,
     NEON_HOST,
     NEON_POOLER_HOST,
@@ -46,60 +46,9 @@ from tests.hardening.neon_support import (
     timed,
 )
 from tests.hardening.neon_support import tls_postgres as start_tls_postgres
-from tests.helpers import AUTH_URL, SECRET, Caller, count_tasks, unavailable
+from tests.helpers import SECRET, Caller, count_tasks, unavailable
 
-CONNECT_TIMEOUT = 2  # libpq's least
 ROOT = Path(__file__).parent.parent.parent
-
-
-def neon_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "better_auth_secret": SECRET,
-        "better_auth_url": AUTH_URL,
-        "neon_database_url": url,
-        "migrate_on_startup": False,
-        "db_statement_timeout_seconds": DEADLINE,
-        "db_connect_timeout_seconds": CONNECT_TIMEOUT,
-    }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def app_on() -> Iterator[Callable[..., TestClient]]:
-    """`app_on(url, **settings)`: a started app on `url`; shut down after the test.
-
-    A 500 is answered as a 500 (not raised into the test), so it is counted like any status.
-    """
-    clients: list[TestClient] = []
-
-    def start(url: str, **overrides: Any) -> TestClient:
-        app = create_app(neon_settings(url, **overrides))
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
-
-
-def proxy_target(url: URL) -> str:
-    """The session database as `LatencyProxy` reaches it: its Unix socket, or host:port."""
-    host = str(url.query.get("host") or url.host or "127.0.0.1")
-    port = str(url.query.get("port") or url.port or 5432)
-    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
-
-
-@pytest.fixture
-def proxy(database_url: URL) -> Iterator[LatencyProxy]:
-    """A proxy in front of the session database; its URL is `via(proxy)`."""
-    with LatencyProxy(proxy_target(database_url), 0) as running:
-        yield running
-
-
-def via(proxy: LatencyProxy, database: str = "postgres", user: str = "postgres") -> str:
-    return f"postgresql://{user}@127.0.0.1:{proxy.port}/{database}"
 
 
 # --- 1. a statement that never ends ----------------------------------------------------------
@@ -120,15 +69,15 @@ def test_a_stalled_database_answers_503_at_the_deadline_and_admission_stays_boun
     """The network stops answering mid-request: no cancel can arrive, the answer still comes."""
     pool = 4
     client = app_on(via(proxy), db_pool_size=pool, db_max_overflow=0, db_pool_timeout_seconds=1.0)
-    caller = Caller("stall-user-0123456789abcdefghij")
+    callers = [Caller(f"stall-user-{n}-0123456789abcdefghij") for n in range(3 * pool)]
     fill_pool(client, pool)  # a warm pool: the stall hits statements
 
     proxy.stall()
-    requests = 3 * pool
+    requests = len(callers)
     with ThreadPoolExecutor(requests) as threads:
         futures = [
             threads.submit(timed, client, "GET", caller.tasks, headers=caller.headers)
-            for _ in range(requests)
+            for caller in callers
         ]
         done, _ = wait(futures, timeout=5)
         answered = [f.result() for f in futures if f in done]
@@ -281,7 +230,7 @@ def test_connections_with_file_numbers_above_1024_work(
 
     with ThreadPoolExecutor(8) as threads:
         results = list(threads.map(create, range(16)))
-    pooled = app_database(client)._idle  # the pool's own sockets, as it holds them
+    pooled = app_database(client)._pool._idle  # the pool's own sockets, as it holds them
     sockets = [connection.raw.fileno() for connection in pooled] or [0]
     statuses: list[int | None] = [s for s, _ in results]
     report(

@@ -79,8 +79,42 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
+        /** Database reachability */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process answers */
+        get: operations["healthLive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: 503 while draining for shutdown */
+        get: operations["healthReady"];
         put?: never;
         post?: never;
         delete?: never;
@@ -132,6 +166,14 @@ export interface components {
             database: "reachable" | "unreachable";
             /** Detail */
             detail: string;
+        };
+        /** Probe */
+        Probe: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "draining";
         };
         /** TaskCreate */
         TaskCreate: {
@@ -307,7 +349,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -416,7 +458,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -530,7 +572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -648,7 +690,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -760,7 +802,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -878,7 +920,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -996,7 +1038,7 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
                 };
             };
-            /** @description Per-user rate limit exceeded */
+            /** @description Per-user rate limit, or this user's requests in flight, exceeded */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -1067,6 +1109,79 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    healthLive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    /** @description Methods this path supports */
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    healthReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    /** @description Methods this path supports */
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
                 };
             };
         };

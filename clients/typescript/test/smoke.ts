@@ -13,6 +13,12 @@ const done: string[] = [];
 const health = await api.GET("/health");
 assert.equal(health.data?.status, "ok");
 done.push("health");
+const live = await api.GET("/health/live");
+assert.equal(live.data?.status, "ok");
+done.push("healthLive");
+const ready = await api.GET("/health/ready");
+assert.equal(ready.data?.status, "ok");
+done.push("healthReady");
 
 const titleOnly: TaskCreate = { title: "  write the client  " }; // `completed` is optional
 const created = await api.POST("/api/{user_id}/tasks", { params: { path }, body: titleOnly });

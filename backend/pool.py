@@ -1,0 +1,229 @@
+"""The connection pool: LIFO, bounded like SQLAlchemy's, opening connections in the background.
+
+- **LIFO**: the last connection returned is the next handed out, so under steady traffic the ones
+  in use stay warm and the idle ones sink (and are closed past `DB_POOL_SIZE`).
+- **Checked at checkout without a round trip**: a connection the server closed while it sat idle
+  is readable, which `poll` sees; it is replaced (`pool_pre_ping` without its `SELECT 1`).
+- **Opened in the background**, a few at a time (`OPENING`): a caller waits for *a* connection,
+  whichever comes first, a returned one or a new one, and one it gave up on still joins the pool.
+  The wait is the admission wait (`DB_POOL_TIMEOUT_SECONDS`); only while no connection is out at
+  all (a cold start: Neon woke the compute) it extends to the connect timeout, so a wake-up is a
+  slow success while a stall in the middle of traffic is a quick 503.
+- **A circuit breaker** (`backend.breaker`): a failed or stalled connect, or a cancel nobody
+  answers, opens it; then only probes connect, and everyone else is answered at once.
+- **Abandoned statements are cancelled on the server** before their socket closes (PgBouncer drops
+  a cancel for a client it no longer has), and until then they count against the pool, so a
+  stalled network bounds admission instead of drawing a storm of new connections.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from backend import pg
+from backend.breaker import MAX_PROBES, Breaker
+from backend.db_errors import CircuitOpenError, DatabaseUnavailableError, PoolTimeoutError
+
+# Connection attempts in flight at once while the database is healthy.
+OPENING = 4
+# How long the server has to answer a cancel before the database counts as stalled.
+CANCEL_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """The pool's bounds (`Settings` fields `db_*`)."""
+
+    keep: int = 20  # idle connections kept
+    max: int = 40  # connections open at once, idle or not
+    wait: float = 0.5  # admission: how long a caller waits for a connection
+    connect_timeout: float = 5.0
+    recycle: float = 1800.0  # a connection older than this is replaced at checkout
+
+
+class Connection:
+    """A pooled asynchronous psycopg2 connection and the times the checkout judges it by."""
+
+    __slots__ = ("born", "idle_since", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.born = self.idle_since = time.monotonic()
+
+
+class Pool:
+    """Built outside any event loop (no loop-bound state until the first call); used from one."""
+
+    def __init__(self, params: Mapping[str, Any], limits: PoolLimits, breaker: Breaker) -> None:
+        self._params = params
+        self._limits = limits
+        self._breaker = breaker
+        self._idle: list[Connection] = []
+        self._size = 0  # open, opening or being cancelled
+        self._opening = 0
+        self._waiters: deque[asyncio.Future[Connection]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        # Only for libpq's host-name resolution when a connection starts.
+        self._threads = ThreadPoolExecutor(OPENING + MAX_PROBES, thread_name_prefix="db-connect")
+
+    @property
+    def idle(self) -> int:
+        """Connections in the pool, ready to be handed out."""
+        return len(self._idle)
+
+    async def acquire(self, give_up: float | None = None) -> Connection:
+        """A live connection: an idle one, or the next that comes free or is opened.
+
+        The wait ends at the loop time `give_up` (default: the admission wait from now)."""
+        if self._closed:
+            raise DatabaseUnavailableError("the server is shutting down")
+        probing = self._breaker.open
+        if probing:
+            if not self._breaker.allow_probe():
+                raise CircuitOpenError("the database did not answer lately; retrying shortly")
+            self._start_open(probe=True)
+            cold = False
+        else:
+            while self._idle:
+                connection = self._idle.pop()
+                if self._usable(connection):
+                    return connection
+                self.discard(connection)
+            # Nothing out, only connections being opened: the first ones after a lull, which
+            # the connect timeout bounds (the margin lets its failure arrive first).
+            cold = self._size == self._opening
+        now = asyncio.get_running_loop().time()
+        ends = now + self._limits.wait if give_up is None else give_up
+        if cold:
+            ends = max(ends, now + self._limits.connect_timeout + 0.5)
+        waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._grow()
+        try:
+            async with asyncio.timeout_at(ends):
+                return await waiter
+        except BaseException as failure:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())  # handed over just as the wait ended: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(failure, TimeoutError):
+                if probing:
+                    raise CircuitOpenError("the database has not answered again yet") from None
+                raise PoolTimeoutError("no connection came free in time") from None
+            raise
+
+    def release(self, connection: Connection) -> None:
+        """Back to the pool (or straight to a waiter); beyond `keep` idle, closed."""
+        if self._closed or connection.raw.closed:
+            self.discard(connection)
+            return
+        connection.idle_since = time.monotonic()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if len(self._idle) < self._limits.keep:
+            self._idle.append(connection)
+        else:
+            self.discard(connection)
+
+    def discard(self, connection: Connection) -> None:
+        pg.close(connection.raw)
+        self._freed()
+
+    def abandon(self, connection: Connection) -> None:
+        """A statement may still run on the server: cancel it there, then close the socket."""
+        if connection.raw.closed or self._closed:
+            self.discard(connection)
+        else:
+            self._start(self._cancel(connection))
+
+    def close(self) -> None:
+        """Close the idle connections now, the busy ones when they come back."""
+        self._closed = True
+        while self._idle:
+            self.discard(self._idle.pop())
+        for task in list(self._tasks):
+            task.cancel()
+        self._threads.shutdown(wait=False)
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _usable(self, connection: Connection) -> bool:
+        raw = connection.raw
+        return not (
+            raw.closed
+            or time.monotonic() - connection.born > self._limits.recycle
+            or pg.readable(raw.fileno())
+        )
+
+    def _grow(self) -> None:
+        """Open connections for the callers waiting, a few at a time, within `max`."""
+        while (
+            len(self._waiters) > self._opening
+            and self._size < self._limits.max
+            and self._opening < OPENING
+            and not self._breaker.open
+            and not self._closed
+        ):
+            self._start_open(probe=False)
+
+    def _start_open(self, *, probe: bool) -> None:
+        self._size += 1
+        self._opening += 1
+        self._start(self._open(probe))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open(self, probe: bool) -> None:
+        raw = None
+        try:
+            raw = await pg.connect(self._params, self._threads, self._limits.connect_timeout)
+        except DatabaseUnavailableError as failure:
+            self._breaker.failed(str(failure))
+            self._fail_waiters(failure)
+        finally:
+            self._opening -= 1
+            if probe:
+                self._breaker.probe_ended()
+            if raw is None:  # failed, or cancelled as the pool closed
+                self._freed()
+        if raw is not None:
+            self._breaker.succeeded()
+            self.release(Connection(raw))
+            self._grow()
+
+    def _fail_waiters(self, failure: DatabaseUnavailableError) -> None:
+        """Every caller waiting learns the database is down now, not at its timeout."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(type(failure)(str(failure)))
+
+    async def _cancel(self, connection: Connection) -> None:
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                refused = await pg.cancel(connection.raw)
+        except TimeoutError:
+            refused = f"no answer within {CANCEL_TIMEOUT:g} s"
+        finally:
+            self.discard(connection)
+        if refused is not None:
+            self._breaker.failed(f"a statement past its deadline could not be cancelled: {refused}")
+
+    def _freed(self) -> None:
+        self._size -= 1
+        self._grow()
