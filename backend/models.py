@@ -58,6 +58,17 @@ class Task(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The list's search (migration 0002): trigrams of title and description, per user.
+        *(
+            Index(
+                f"ix_task_user_id_{column}_trgm",
+                "user_id",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            )
+            for column in ("title", "description")
+        ),
         CheckConstraint("char_length(description) <= 1000", name="ck_task_description_length"),
         CheckConstraint("char_length(btrim(title)) >= 1", name="ck_task_title_not_blank"),
     )
