@@ -77,8 +77,17 @@ def test_another_users_task_id_under_my_url_is_404_no_leak(
         ("1e3", 422),
         (str(2**63), 422),
         (str(2**64), 422),
+        # Not plain decimal digits, though `int()` would read each as 1 (or 10).
+        ("1_0", 422),
+        ("+1", 422),
+        ("1.0", 422),
+        ("%201", 422),
+        ("1%20", 422),
+        ("1%0A", 422),
+        ("-0", 422),
         (str(2**63 - 1), 404),
         ("99999", 404),
+        ("099999", 404),
     ],
 )
 def test_task_ids_that_cannot_exist_are_404_or_422(
