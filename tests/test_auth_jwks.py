@@ -32,6 +32,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import InvalidTokenError
 from backend.config import Settings
 from tests.helpers import Caller, FakeClock, count_tasks
+from tests.hostile_http import json_answer, redirect, serving
 
 AUTH_URL = "http://auth.test:3000"
 JWKS_URL = f"{AUTH_URL}/api/auth/jwks"
@@ -516,6 +517,31 @@ def test_slow_jwks_is_cut_off_by_the_timeout(
 
     assert_refused(api.get(user.tasks, headers=bearer(signing_key("EdDSA").token())))
     assert cut_off == [JWKS_URL]
+
+
+@pytest.mark.spec("FR-002", "EC-6", "SC-009")
+@pytest.mark.parametrize("status", ["302 Found", "307 Temporary Redirect", "308 Permanent"])
+def test_the_jwks_fetch_follows_no_redirect(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture, status: str
+) -> None:
+    """Over real sockets: Better Auth's JWKS answering with a redirect to another host (a hijacked
+    proxy, a stale DNS name) must not make that host's keys ours, nor even reach it."""
+    attacker = signing_key("EdDSA")
+    keys = {"keys": [attacker.jwk]}
+    with (
+        serving(json_answer("200 OK", keys), host="127.0.0.2") as elsewhere,
+        serving(redirect(f"{elsewhere.url}/api/auth/jwks", status)) as auth,
+    ):
+        api = make_client(better_auth_url=auth.url)
+        token = attacker.token(iss=auth.url, aud=auth.url)
+        with caplog.at_level(logging.WARNING, logger="backend.auth"):
+            response = api.get(user.tasks, headers=bearer(token))
+
+    assert_refused(response)
+    assert [request.target for request in auth.received] == ["/api/auth/jwks"]
+    assert elsewhere.connections == 0
+    assert "redirect" in caplog.text
+    assert elsewhere.url not in caplog.text  # the log names no place a hostile answer chose
 
 
 # --- the key source on its own, with a fake clock ------------------------------------------

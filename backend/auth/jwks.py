@@ -6,6 +6,7 @@ server is asked at most once per `JWKS_MIN_REFETCH_SECONDS` whatever the reason,
 invented kids cannot become a stream of requests to it; concurrent requests that need a fetch
 share the one in flight.
 
+Redirects are not followed (a 3xx is a failed fetch): the keys come from the configured URL only.
 A fetch that fails (unreachable, slow, not JSON, nested too deep to parse, not a JWKS) never
 becomes a 500 or a hang: the token is refused with 401 when no keys are at hand, and keys from an
 earlier fetch stay in use until a fetch succeeds, so a blip of the auth server signs nobody out.
@@ -99,7 +100,9 @@ class JwksKeySource:
         self._timeout = settings.jwks_timeout_seconds
         self._ttl = settings.jwks_cache_ttl_seconds
         self._min_refetch = settings.jwks_min_refetch_seconds
-        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
+        # No redirect is followed: the keys must come from the configured URL itself, and the
+        # auth server's answer must not send us (and its keys' trust) to a host of its choosing.
+        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._keys: list[VerificationKey] | None = None
@@ -167,6 +170,11 @@ class JwksKeySource:
             # httpx's timeout is per phase; this one bounds the whole exchange.
             async with asyncio.timeout(self._timeout):
                 response = await self._client.get(self._url, headers={"Accept": "application/json"})
+            if response.is_redirect:
+                raise JwksUnavailableError(
+                    f"HTTP {response.status_code} redirect, not followed "
+                    "(set BETTER_AUTH_JWKS_URL to where the JWKS is served)"
+                )
             response.raise_for_status()
             document = response.json()
         except TimeoutError:
