@@ -446,6 +446,56 @@ def test_a_cached_jwks_verification_lapses_with_the_jwks_cache_ttl(
     assert jwks_route.call_count == 2
 
 
+@pytest.mark.spec("FR-002", "EC-6")
+def test_keys_are_refused_once_the_jwks_has_been_unreachable_for_the_max_staleness(
+    make_client: Callable[..., TestClient], jwks_route: respx.Route
+) -> None:
+    """A key Better Auth removed while its JWKS was unreachable is trusted at most
+    `JWKS_MAX_STALENESS_SECONDS` after the last fetch that worked, cached proofs included."""
+    clock = FakeClock()
+    api = make_client(
+        better_auth_url=AUTH_URL,
+        jwks_cache_ttl_seconds=300,
+        jwks_min_refetch_seconds=30,
+        jwks_max_staleness_seconds=3600,
+        clock=clock,
+    )
+    key = signing_key("EdDSA")
+    reachable = [True]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not reachable[0]:
+            raise httpx.ConnectError("down", request=request)
+        return jwks(key)
+
+    jwks_route.mock(side_effect=answer)
+    early, late = key.token(lifetime=7200), key.token(lifetime=7200, email="late@example.com")
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+
+    reachable[0] = False
+    clock.now += 3599  # every refetch since the first has failed; the keys are 3599 s old
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+    assert api.get(user.tasks, headers=bearer(late)).status_code == 200  # verified, cached
+    clock.now += 1
+
+    for token in (early, late):
+        refused = api.get(user.tasks, headers=bearer(token))
+        assert_refused(refused)
+        assert refused.json()["detail"] == "Invalid token: signing keys unavailable"
+
+    reachable[0] = True
+    clock.now += 30  # the next refetch the interval allows brings them back
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+
+
+@pytest.mark.spec("FR-015")
+def test_the_max_staleness_cannot_be_shorter_than_the_cache_ttl(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ValueError, match="JWKS_MAX_STALENESS_SECONDS"):
+        make_settings(jwks_cache_ttl_seconds=600, jwks_max_staleness_seconds=300)
+
+
 @pytest.mark.spec("EC-6", "SC-009")
 def test_unknown_kids_refetch_at_most_once_per_interval(
     api: TestClient, jwks_route: respx.Route
