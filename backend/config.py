@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     jwks_max_staleness_seconds: int = Field(default=3600, ge=1)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
 
+    # Key of the request log's user hash; unset: a random key per process (see .env.example).
+    log_user_hash_key: Annotated[SecretStr, Field(min_length=16)] | None = None
+
     cors_origins: Annotated[list[str], NoDecode] = []
     rate_limit_per_minute: int = Field(default=0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -84,7 +87,9 @@ class Settings(BaseSettings):
     embedded_db_dir: Path = Path(".data/postgres")
     migrate_on_startup: bool = True
 
-    @field_validator("better_auth_jwks_url", "neon_database_url", mode="before")
+    @field_validator(
+        "better_auth_jwks_url", "neon_database_url", "log_user_hash_key", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """`NEON_DATABASE_URL=` uncommented in `.env` means "not set", not an empty URL."""
@@ -103,6 +108,15 @@ class Settings(BaseSettings):
             raise ValueError("BETTER_AUTH_URL has an invalid port") from None
         if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError("BETTER_AUTH_URL must be an http(s) URL, e.g. http://localhost:3000")
+        return value
+
+    @field_validator("log_user_hash_key")
+    @classmethod
+    def _not_the_jwt_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """The log is read by more people than may mint tokens: its key must not be the secret."""
+        secret = info.data.get("better_auth_secret")
+        if value is not None and secret is not None and value == secret:
+            raise ValueError("LOG_USER_HASH_KEY must not be BETTER_AUTH_SECRET")
         return value
 
     @field_validator("jwks_max_staleness_seconds")
