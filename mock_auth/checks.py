@@ -7,6 +7,10 @@ from mock_auth.errors import AuthError
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
+# Better Auth sets none; these keep every token and cookie that carries the user row within
+# Node's 16 KiB request head, where a real Better Auth account with the cookie cache stops working.
+MAX_NAME_LENGTH = 1000
+MAX_IMAGE_LENGTH = 2048
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # zod's `z.email()` pattern, which Better Auth validates emails with.
