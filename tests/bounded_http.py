@@ -89,7 +89,7 @@ class BoundedClient:
         if encoding not in ("", "identity"):
             raise TargetError(
                 f"{where}: a compressed answer (Content-Encoding: {encoding[:40]}) "
-                "though Accept-Encoding: identity asked for none; not read"
+                "despite Accept-Encoding: identity; not read"
             )
         body = bytearray()
         async for chunk in response.aiter_raw():

@@ -355,13 +355,17 @@ def _wanted(spec_id: str, only: list[str]) -> bool:
     return not only or any(spec_id == o or spec_id.startswith(o + ".") for o in only)
 
 
+# How pytest names a `TargetError` in a failure line: the reason after it says enough.
+_TARGET_ERROR = f"{TargetError.__module__}.{TargetError.__qualname__}: "
+
+
 def _first_line(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(report.longrepr)
     if report.skipped and isinstance(report.longrepr, tuple):
         text = report.longrepr[2]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line.removeprefix("Skipped: ")[:160]
+    return line.removeprefix("Skipped: ").removeprefix(_TARGET_ERROR)[:160]
 
 
 class ConformancePlugin:
