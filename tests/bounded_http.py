@@ -11,7 +11,6 @@ header, go to the URL asked for and nowhere else.
 """
 
 from contextlib import ExitStack
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -100,14 +99,3 @@ class BoundedClient:
 
     def close(self) -> None:
         self._portal.call(self._http.aclose)
-
-    def __enter__(self) -> "BoundedClient":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,7 @@ class Target:
         email = f"conformance-{uuid.uuid4().hex[:16]}@example.com"
         password = secrets.token_urlsafe(18)
         send = self.client.send
-        with self.client.elsewhere(self.auth_url, {"Origin": self.origin}) as auth:
+        with closing(self.client.elsewhere(self.auth_url, {"Origin": self.origin})) as auth:
             signed_up = send(
                 auth,
                 "POST",
