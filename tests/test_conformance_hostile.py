@@ -3,8 +3,8 @@ a hang, a traceback or runaway memory, and no token or secret sent to any other 
 
 Each run is `pytest --base-url URL …` in a subprocess (what `nox -s conformance` runs) against a
 server of tests/hostile_http.py on 127.0.0.1, with the secret in the environment; a second server
-on 127.0.0.2 is where every redirect points, and must see no connection at all. The subprocess's
-peak memory is its own (`os.wait4`), and each run is bounded by `RUN_SECONDS`.
+on 127.0.0.2 is where every redirect points, and must see no connection at all. Each run's peak
+memory is its own (`os.wait4`), and each run is bounded by `RUN_SECONDS`.
 """
 
 import os
@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,39 +27,44 @@ MAX_RSS_MIB = 300
 ROW = re.compile(r"^(\S+)\s+(pass|FAIL|n/a)\b\s*(.*)$", re.MULTILINE)
 
 
+# Started from this (large) test process, the run's peak RSS would count the pages it shared
+# with it before exec; a small Python in between starts the run and reports the run's own peak.
+PEAK_RSS = (
+    "import os, subprocess, sys\n"
+    "run = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(run.pid, 0)\n"
+    "print(f'peak-rss-kib={usage.ru_maxrss}')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_against(url: str, *args: str) -> tuple[int, str, float, float]:
     """(exit code, output, seconds, peak RSS in MiB) of conformance mode against `url`."""
     command = [
+        sys.executable, "-c", PEAK_RSS,
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=line",
         "tests/test_tasks_list.py", "tests/test_tasks_create.py",
         "--base-url", url, "--request-timeout", "1", *args,
     ]  # fmt: skip
     environment = {**os.environ, "BETTER_AUTH_SECRET": SECRET, "COLUMNS": "250"}
     started = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    assert process.stdout is not None
-    timer = _killer(process.pid)
-    try:
-        output = process.stdout.read().decode(errors="replace")
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        timer.cancel()
-        process.returncode = -1  # reaped by wait4 above: Popen must not wait for it again
-        process.stdout.close()
-    return (
-        os.waitstatus_to_exitcode(status),
-        output,
-        time.monotonic() - started,
-        usage.ru_maxrss / 1024,
-    )
-
-
-def _killer(pid: int) -> threading.Timer:
-    timer = threading.Timer(RUN_SECONDS, os.kill, (pid, signal.SIGKILL))
-    timer.start()
-    return timer
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group: a run past its time is killed whole
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=RUN_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            pytest.fail(f"the run hung for {RUN_SECONDS} s: {output[-2000:]}")
+    output, _, peak = output.rpartition("peak-rss-kib=")
+    return process.returncode, output, time.monotonic() - started, int(peak) / 1024
 
 
 def rows_of(output: str) -> dict[str, tuple[str, str]]:
