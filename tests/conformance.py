@@ -146,6 +146,7 @@ class ConformanceClient:
     ) -> None:
         self._loop = BoundedLoop()
         self._http = self._loop.client(base_url)
+        self._origin = origin_of(base_url)
         self._max_requests = max_requests
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._timeout = request_timeout
@@ -185,6 +186,9 @@ class ConformanceClient:
         return self._loop.client(base_url, headers)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if httpx.URL(url).is_absolute_url and origin_of(url) != self._origin:
+            # E.g. a `Location` a check follows: the caller's token goes to the target only.
+            raise TargetError(f"{method} {url[:80]}: not the origin of --base-url; not sent")
         response = self.send(self._http, method, url, **kwargs)
         self._track(method.upper(), response)
         return response

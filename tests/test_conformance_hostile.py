@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bounded_http import TargetError
+from tests.conformance import ConformanceClient
 from tests.hostile_http import Answer, bomb, drip, endless, html, redirect, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +159,19 @@ def test_max_seconds_bounds_the_whole_run() -> None:
     assert "INTERRUPTED: the table below is partial" in output
     assert len(server.received) <= 3 / 0.5 + 1
     assert "not run (interrupted, or the request budget or run time ran out)" in output
+
+
+@pytest.mark.spec("SC-005", "FR-017")
+def test_a_check_asking_for_another_origin_sends_it_nothing() -> None:
+    """A URL a hostile answer supplied (a `Location` a check follows) never gets the token."""
+    with serving(html, host="127.0.0.2") as elsewhere, serving(html) as target:
+        client = ConformanceClient(target.url, max_requests=10, rate=0)
+        try:
+            with pytest.raises(TargetError, match="not the origin of --base-url"):
+                client.get(f"{elsewhere.url}/api/x", headers={"Authorization": "Bearer t"})
+            assert client.get(f"{target.url}/health").status_code == 200
+        finally:
+            client.close()
+
+    assert elsewhere.connections == 0
+    assert [r.target for r in target.received] == ["/health"]
