@@ -1,9 +1,10 @@
 """Conformance mode: the suite's black-box tests, run over real HTTP against any backend URL.
 
-`pytest --base-url URL (--secret S | --auth-url URL)` (what `nox -s conformance` runs) swaps the
-`client` fixture's in-process `TestClient` for a `ConformanceClient` on the URL, and the callers
-`alice` / `bob` for fresh random users (tokens minted with the secret, or users signed up through
-Better Auth). The SAME test functions run in both modes, so the two cannot drift.
+`pytest --base-url URL [--secret-file PATH] [--auth-url URL]` (what `nox -s conformance` runs; the
+secret from `BETTER_AUTH_SECRET` unless a file holds it) swaps the `client` fixture's in-process
+`TestClient` for a `ConformanceClient` on the URL, and the callers `alice` / `bob` for fresh
+random users (tokens minted with the secret, or users signed up through Better Auth). The SAME
+test functions run in both modes, so the two cannot drift.
 
 Which tests run: those that ask for the `client` fixture and for nothing that reaches inside our
 process (the database, app settings, a second app), and are not marked `internal`. The hardening
