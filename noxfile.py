@@ -48,24 +48,55 @@ def tests(session: nox.Session) -> None:
     )
 
 
+CONFORMANCE_USAGE = (
+    "usage: BETTER_AUTH_SECRET=... nox -s conformance -- --base-url URL "
+    "[--secret-file PATH | --auth-url URL]"
+)
+# nox echoes every command it runs (into CI logs), and `ps` shows command lines to everyone.
+ON_A_COMMAND_LINE = (
+    "--secret is refused: a secret on a command line shows in nox's echo (so in CI logs) and in "
+    "`ps`; set BETTER_AUTH_SECRET in the environment, or pass --secret-file PATH"
+)
+# Options whose value is a file: given apart (`--junit out.xml`), an existing file looks to
+# pytest like a test path, and it then looks for conftest.py beside that file and misses ours.
+PATH_OPTIONS = ("--secret-file", "--junit")
+
+
+def joined_path_options(args: list[str]) -> list[str]:
+    """`--junit FILE` as `--junit=FILE`, which pytest never takes for a test path."""
+    out: list[str] = []
+    for arg in args:
+        if out and out[-1] in PATH_OPTIONS:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 @nox.session
 def conformance(session: nox.Session) -> None:
     """Check ANY backend by URL against docs/SPEC.md, black-box; prints the SPEC ID table.
 
-    `nox -s conformance -- --base-url URL (--secret S | --auth-url URL) [--only US-1,FR-005]
-    [--origin O] [--junit FILE] [--dry-run] [--max-requests N] [--rate R]`: the suite's black-box
-    tests over real HTTP (tests/conformance.py). Exit 0 only when every applicable check passes.
+    `nox -s conformance -- --base-url URL [--secret-file PATH] [--auth-url URL]
+    [--only US-1,FR-005] [--origin O] [--junit FILE] [--dry-run] [--max-requests N] [--rate R]
+    [--request-timeout S] [--max-seconds S]`: the suite's black-box tests over real HTTP
+    (tests/conformance.py). The backend's secret comes from BETTER_AUTH_SECRET in the
+    environment or from --secret-file, never from the command line (refused here before nox
+    echoes it). One line per failure (`--tb=line`; add `--tb=short` for tracebacks). Exit 0
+    only when every applicable check passes.
     """
+    if any(arg == "--secret" or arg.startswith("--secret=") for arg in session.posargs):
+        session.error(ON_A_COMMAND_LINE)
     if not any(arg.startswith("--base-url") for arg in session.posargs):
-        session.error("usage: nox -s conformance -- --base-url URL (--secret S | --auth-url URL)")
+        session.error(CONFORMANCE_USAGE)
     session.install("-e", ".[test]")
     session.run(
         "pytest",
         "-p",
         "no:cacheprovider",
         "-q",
-        "--tb=short",
-        *session.posargs,
+        "--tb=line",
+        *joined_path_options(session.posargs),
         env={"SPEC_COVERAGE_STRICT": "0"},
     )
 

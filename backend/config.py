@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     jwt_user_id_claims: Annotated[list[str], NoDecode] = ["sub"]
     jwks_cache_ttl_seconds: int = Field(default=300, ge=1)
     jwks_min_refetch_seconds: int = Field(default=30, ge=0)
+    # While every refetch fails, the keys of the last good fetch are trusted this long, no longer.
+    jwks_max_staleness_seconds: int = Field(default=3600, ge=1)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # Key of the request log's user hash; unset: a random key per process (see .env.example).
+    log_user_hash_key: Annotated[SecretStr, Field(min_length=16)] | None = None
 
     cors_origins: Annotated[list[str], NoDecode] = []
     # Requests per user per minute (0: off); shared by the fleet when the storage URL is set.
@@ -98,7 +103,11 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 
     @field_validator(
-        "better_auth_jwks_url", "neon_database_url", "rate_limit_storage_url", mode="before"
+        "better_auth_jwks_url",
+        "neon_database_url",
+        "rate_limit_storage_url",
+        "log_user_hash_key",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -125,6 +134,23 @@ class Settings(BaseSettings):
             raise ValueError("BETTER_AUTH_URL has an invalid port") from None
         if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError("BETTER_AUTH_URL must be an http(s) URL, e.g. http://localhost:3000")
+        return value
+
+    @field_validator("log_user_hash_key")
+    @classmethod
+    def _not_the_jwt_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """The log is read by more people than may mint tokens: its key must not be the secret."""
+        secret = info.data.get("better_auth_secret")
+        if value is not None and secret is not None and value == secret:
+            raise ValueError("LOG_USER_HASH_KEY must not be BETTER_AUTH_SECRET")
+        return value
+
+    @field_validator("jwks_max_staleness_seconds")
+    @classmethod
+    def _staleness_covers_the_ttl(cls, value: int, info: ValidationInfo) -> int:
+        """Shorter than the cache TTL would refuse keys that were never due for a refetch."""
+        if value < info.data.get("jwks_cache_ttl_seconds", 0):
+            raise ValueError("JWKS_MAX_STALENESS_SECONDS must be at least JWKS_CACHE_TTL_SECONDS")
         return value
 
     @field_validator("cors_origins", mode="before")

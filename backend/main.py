@@ -107,5 +107,9 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
         ],
         max_age=600,
     )
-    app.add_middleware(RequestLogMiddleware)
+    hash_key = settings.log_user_hash_key
+    app.add_middleware(
+        RequestLogMiddleware,
+        user_hash_key=hash_key.get_secret_value().encode() if hash_key else None,
+    )
     return app

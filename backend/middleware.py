@@ -167,25 +167,34 @@ class RequestLogMiddleware:
     """One JSON line per request on the `backend.access` logger, and `X-Request-ID` echoed.
 
     The line holds the method, the route *template* (never the path: it carries the user id),
-    the status, the duration in ms, the request id and a short hash of the authenticated user
-    id (set by `dependencies.BetterAuthBearer`), so one user's requests can be followed without
-    naming them.
+    the status, the duration in ms, the request id and a short keyed hash of the authenticated
+    user id (set by `dependencies.BetterAuthBearer`), so one user's requests can be followed
+    without naming them. Keyed, because an unkeyed hash of a guessable id (`user-4242`) is read
+    back by hashing guesses; the key is `user_hash_key` (one per deployment, so hashes match
+    across workers and restarts), else random for this process.
     Never a header value, query or body: tokens and task text stay out of the logs.
 
     The request id is the client's `X-Request-ID` when it is sane (1-128 characters of
     `[A-Za-z0-9._:+=/-]`, so it cannot forge log lines), otherwise 128 random bits in hex. It is
-    put in `scope["state"]` (`request.state.request_id`) for the 500 log line.
+    put in `scope["state"]` (`request.state.request_id`) for the 500 log line. A client's id is
+    the client's to choose (another client's included), so its line also carries the server's
+    own id, `server_request_id`, which names that one request.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, user_hash_key: bytes | None = None) -> None:
         self.app = app
+        # Any length of key: blake2b takes at most 64 bytes, so it is hashed to 32 once.
+        key = hashlib.sha256(user_hash_key).digest() if user_hash_key else secrets.token_bytes(32)
+        self._user_hash = hashlib.blake2b(key=key, digest_size=6)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope["headers"])
+        sent_id = _client_request_id(scope["headers"])
+        server_id = secrets.token_hex(16)
+        request_id = sent_id or server_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         echoed = (b"x-request-id", request_id.encode())
@@ -210,21 +219,22 @@ class RequestLogMiddleware:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "request_id": request_id,
-                    "user": _short_hash(user_id) if user_id else None,
+                    **({"server_request_id": server_id} if sent_id else {}),
+                    "user": self._short_hash(user_id) if user_id else None,
                 }
                 access_logger.info(json.dumps(record, separators=(",", ":")))
 
+    def _short_hash(self, user_id: str) -> str:
+        """12 hex digits: enough to tell users apart in a log; without the key, not even a
+        guessable id can be read back."""
+        digest = self._user_hash.copy()
+        digest.update(user_id.encode())
+        return digest.hexdigest()
 
-def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+
+def _client_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if SANE_REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return secrets.token_hex(16)
-
-
-def _short_hash(user_id: str) -> str:
-    """12 hex digits: enough to tell users apart in a log, not to read the id back."""
-    return hashlib.blake2b(user_id.encode(), digest_size=6).hexdigest()
+            return candidate if SANE_REQUEST_ID.fullmatch(candidate) else None
+    return None

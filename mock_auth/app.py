@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from mock_auth.config import Settings
 from mock_auth.cookies import SessionCookies
 from mock_auth.errors import install_error_handlers
+from mock_auth.limits import MAX_BODY_BYTES, DeclaredBodyLimitMiddleware
 from mock_auth.responses import EXPOSED_HEADERS
 from mock_auth.routes import accounts, sessions
 from mock_auth.store import Store, now
@@ -26,8 +27,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = now) -> Fa
     app.state.store = Store(settings.mock_auth_state_file, clock=clock)
     app.state.cookies = SessionCookies(settings.secret, secure=settings.secure_cookies)
     install_error_handlers(app)
-    app.include_router(accounts.router)
-    app.include_router(sessions.router)
+    app.include_router(accounts.router, max_body_size=MAX_BODY_BYTES)
+    app.include_router(sessions.router, max_body_size=MAX_BODY_BYTES)
+    # Inside CORS, so a browser can read the 413.
+    app.add_middleware(DeclaredBodyLimitMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.mock_auth_cors_origins,

@@ -7,6 +7,10 @@ from mock_auth.errors import AuthError
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
+# Better Auth sets none; these keep every token and cookie that carries the user row within
+# Node's 16 KiB request head, where a real Better Auth account with the cookie cache stops working.
+MAX_NAME_LENGTH = 1000
+MAX_IMAGE_LENGTH = 2048
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # zod's `z.email()` pattern, which Better Auth validates emails with.
@@ -33,9 +37,14 @@ def check_password(password: str) -> None:
         raise AuthError(400, "PASSWORD_TOO_LONG", "Password too long")
 
 
+# A base no real URL has, as Better Auth's: a relative URL that keeps its origin stays on the site.
+_RELATIVE_BASE = "https://better-auth.invalid"
+
+
 def _is_same_site_path(url: str) -> bool:
     """A path on this site, as Better Auth's `isSafeRelativeURL`: `//host` and `/\\host` are other
-    sites to a browser, and an encoded slash in the path could become one after decoding."""
+    sites to a browser, an encoded slash in the path could become one after decoding, and the
+    rest must resolve, by WHATWG rules, to this site."""
     path = url.split("?", 1)[0].split("#", 1)[0].lower()
     return (
         url.startswith("/")
@@ -43,16 +52,22 @@ def _is_same_site_path(url: str) -> bool:
         and "\\" not in url
         and "%2f" not in path
         and "%5c" not in path
+        and origin_of(url, _RELATIVE_BASE) == _RELATIVE_BASE
     )
 
 
 def checked_callback_url(url: str, trusted_origins: set[str]) -> str:
-    """`url` if Better Auth would redirect to it (a same-site path or a trusted origin), else 403.
+    """`url` if Better Auth would redirect to it (a same-site path, or an absolute URL whose WHATWG
+    origin is trusted), else 403, before any session exists.
 
-    A control character is refused anywhere: CR/LF would split the `Location` header.
+    Stricter than Better Auth on what a `Location` header cannot carry unambiguously: a control
+    character anywhere (CR/LF would split the header) and any non-ASCII character (Node writes
+    Latin-1 and fails past it with a 500 after making the session; browsers read UTF-8).
     """
-    if _CONTROL.search(url) is None and (
-        _is_same_site_path(url) or origin_of(url) in trusted_origins
+    if (
+        url.isascii()
+        and _CONTROL.search(url) is None
+        and (_is_same_site_path(url) or origin_of(url) in trusted_origins)
     ):
         return url
     raise AuthError(403, "INVALID_CALLBACK_URL", "Invalid callbackURL")

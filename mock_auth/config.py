@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import ada_url
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -16,22 +17,18 @@ Mode = Literal["hs256", "eddsa"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def origin_of(url: str) -> str | None:
-    """`scheme://host[:port]` as WHATWG `URL.origin` writes it; None if `url` has no http(s) one."""
+def origin_of(url: str, base: str | None = None) -> str | None:
+    """`new URL(url, base).origin`; None if `url` has no http(s) origin.
+
+    Parsed by ada, the WHATWG URL parser Node itself uses, so it reads a URL the way browsers and
+    Better Auth do: `http://evil.example\\@localhost:3000/` is evil.example's (a `\\` is a `/`
+    there), which a looser parser takes for localhost's.
+    """
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        parsed = ada_url.URL(url, base)
     except ValueError:
         return None
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        host = f"{host}:{port}"
-    return f"{scheme}://{host}"
+    return parsed.origin if parsed.protocol in ("http:", "https:") else None
 
 
 class Settings(BaseSettings):

@@ -30,6 +30,16 @@ async def _invalid_body(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"code": "VALIDATION_ERROR", "message": problems}, status_code=400)
 
 
+def too_large() -> JSONResponse:
+    """413; the connection closes, as the body it answers may not have been read."""
+    body = {"code": "PAYLOAD_TOO_LARGE", "message": "Request body too large"}
+    return JSONResponse(body, status_code=413, headers={"Connection": "close"})
+
+
+async def _too_large(_: Request, __: Exception) -> JSONResponse:
+    return too_large()
+
+
 async def _unexpected(_: Request, __: Exception) -> JSONResponse:
     body = {"code": "INTERNAL_SERVER_ERROR", "message": "Internal server error"}
     return JSONResponse(body, status_code=500)
@@ -38,4 +48,5 @@ async def _unexpected(_: Request, __: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(413, _too_large)  # a streamed body past `max_body_size`
     app.add_exception_handler(Exception, _unexpected)

@@ -29,6 +29,14 @@ COOKIE_CACHE_SECONDS = 300
 _EXPIRED_FOR_SECONDS = 3600  # well past any verifier's leeway
 
 
+class JavaScriptJSON(json.JSONEncoder):
+    """JSON as `JSON.stringify` writes it, non-ASCII as UTF-8 rather than `\\u` escapes: tokens
+    then carry the bytes Better Auth's do, and are as long (an emoji is 4 bytes, not 12)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**options, "ensure_ascii": False})
+
+
 def mint(
     user: User,
     *,
@@ -58,14 +66,17 @@ def mint(
         if broken == "alg-none":
             return _unsigned({"alg": "none"}, claims)
         hs_key = secrets.token_urlsafe(32) if broken == "wrong-key" else secret
-        return jwt.encode(claims, hs_key, algorithm="HS256")
+        return jwt.encode(claims, hs_key, algorithm="HS256", json_encoder=JavaScriptJSON)
     if key is None:
         raise ValueError("EdDSA tokens need the signing key that the JWKS publishes")
     if broken == "alg-none":
         # Keeps the kid, as a forged token would, to steer a verifier to a real key.
         return _unsigned({"alg": "none", "kid": key.kid}, claims)
     private_key = Ed25519PrivateKey.generate() if broken == "wrong-key" else key.private_key
-    return jwt.encode(claims, private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": None})
+    headers = {"kid": key.kid, "typ": None}
+    return jwt.encode(
+        claims, private_key, algorithm="EdDSA", headers=headers, json_encoder=JavaScriptJSON
+    )
 
 
 def mint_session_data(session: Session, user: User, *, secret: str) -> str:
@@ -77,12 +88,15 @@ def mint_session_data(session: Session, user: User, *, secret: str) -> str:
         "iat": issued_at,
         "exp": issued_at + COOKIE_CACHE_SECONDS,
     }
-    return jwt.encode(claims, secret, algorithm="HS256", headers={"typ": None})
+    headers = {"typ": None}
+    return jwt.encode(
+        claims, secret, algorithm="HS256", headers=headers, json_encoder=JavaScriptJSON
+    )
 
 
 def _unsigned(header: dict[str, str], claims: dict[str, Any]) -> str:
     def segment(part: dict[str, Any]) -> str:
-        raw = json.dumps(part, separators=(",", ":")).encode()
+        raw = json.dumps(part, separators=(",", ":"), cls=JavaScriptJSON).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     return f"{segment({**header, 'typ': 'JWT'})}.{segment(claims)}."

@@ -31,7 +31,7 @@ def use_signing_secret(secret: str | None) -> None:
 def signing_secret() -> str:
     """The target's BETTER_AUTH_SECRET; skips the calling check when the run was given none."""
     if _signing_secret is None:
-        pytest.skip("needs --secret (mints its own tokens)")
+        pytest.skip("needs the secret: BETTER_AUTH_SECRET or --secret-file (mints its own tokens)")
     return _signing_secret
 
 

@@ -32,6 +32,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import InvalidTokenError
 from backend.config import Settings
 from tests.helpers import Caller, FakeClock, count_tasks
+from tests.hostile_http import json_answer, redirect, serving
 
 AUTH_URL = "http://auth.test:3000"
 JWKS_URL = f"{AUTH_URL}/api/auth/jwks"
@@ -445,6 +446,56 @@ def test_a_cached_jwks_verification_lapses_with_the_jwks_cache_ttl(
     assert jwks_route.call_count == 2
 
 
+@pytest.mark.spec("FR-002", "EC-6")
+def test_keys_are_refused_once_the_jwks_has_been_unreachable_for_the_max_staleness(
+    make_client: Callable[..., TestClient], jwks_route: respx.Route
+) -> None:
+    """A key Better Auth removed while its JWKS was unreachable is trusted at most
+    `JWKS_MAX_STALENESS_SECONDS` after the last fetch that worked, cached proofs included."""
+    clock = FakeClock()
+    api = make_client(
+        better_auth_url=AUTH_URL,
+        jwks_cache_ttl_seconds=300,
+        jwks_min_refetch_seconds=30,
+        jwks_max_staleness_seconds=3600,
+        clock=clock,
+    )
+    key = signing_key("EdDSA")
+    reachable = [True]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not reachable[0]:
+            raise httpx.ConnectError("down", request=request)
+        return jwks(key)
+
+    jwks_route.mock(side_effect=answer)
+    early, late = key.token(lifetime=7200), key.token(lifetime=7200, email="late@example.com")
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+
+    reachable[0] = False
+    clock.now += 3599  # every refetch since the first has failed; the keys are 3599 s old
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+    assert api.get(user.tasks, headers=bearer(late)).status_code == 200  # verified, cached
+    clock.now += 1
+
+    for token in (early, late):
+        refused = api.get(user.tasks, headers=bearer(token))
+        assert_refused(refused)
+        assert refused.json()["detail"] == "Invalid token: signing keys unavailable"
+
+    reachable[0] = True
+    clock.now += 30  # the next refetch the interval allows brings them back
+    assert api.get(user.tasks, headers=bearer(early)).status_code == 200
+
+
+@pytest.mark.spec("FR-015")
+def test_the_max_staleness_cannot_be_shorter_than_the_cache_ttl(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ValueError, match="JWKS_MAX_STALENESS_SECONDS"):
+        make_settings(jwks_cache_ttl_seconds=600, jwks_max_staleness_seconds=300)
+
+
 @pytest.mark.spec("EC-6", "SC-009")
 def test_unknown_kids_refetch_at_most_once_per_interval(
     api: TestClient, jwks_route: respx.Route
@@ -516,6 +567,31 @@ def test_slow_jwks_is_cut_off_by_the_timeout(
 
     assert_refused(api.get(user.tasks, headers=bearer(signing_key("EdDSA").token())))
     assert cut_off == [JWKS_URL]
+
+
+@pytest.mark.spec("FR-002", "EC-6", "SC-009")
+@pytest.mark.parametrize("status", ["302 Found", "307 Temporary Redirect", "308 Permanent"])
+def test_the_jwks_fetch_follows_no_redirect(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture, status: str
+) -> None:
+    """Over real sockets: Better Auth's JWKS answering with a redirect to another host (a hijacked
+    proxy, a stale DNS name) must not make that host's keys ours, nor even reach it."""
+    attacker = signing_key("EdDSA")
+    keys = {"keys": [attacker.jwk]}
+    with (
+        serving(json_answer("200 OK", keys), host="127.0.0.2") as elsewhere,
+        serving(redirect(f"{elsewhere.url}/api/auth/jwks", status)) as auth,
+    ):
+        api = make_client(better_auth_url=auth.url)
+        token = attacker.token(iss=auth.url, aud=auth.url)
+        with caplog.at_level(logging.WARNING, logger="backend.auth"):
+            response = api.get(user.tasks, headers=bearer(token))
+
+    assert_refused(response)
+    assert [request.target for request in auth.received] == ["/api/auth/jwks"]
+    assert elsewhere.connections == 0
+    assert "redirect" in caplog.text
+    assert elsewhere.url not in caplog.text  # the log names no place a hostile answer chose
 
 
 # --- the key source on its own, with a fake clock ------------------------------------------

@@ -1,13 +1,17 @@
 """FR-017: one structured line per request, and `X-Request-ID` taken when sane, else made."""
 
+import hashlib
 import json
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller, create
+from backend.config import Settings
+from tests.helpers import SECRET, Caller, create
 
 ACCESS = "backend.access"
 
@@ -34,7 +38,15 @@ def test_each_request_is_one_json_line_without_token_path_or_body(
     assert response.headers["X-Request-ID"] == "abc-123"
     assert len(lines) == 3
     first, foreign, anonymous = lines
-    assert set(first) == {"method", "route", "status", "duration_ms", "request_id", "user"}
+    assert set(first) == {
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "request_id",
+        "server_request_id",
+        "user",
+    }
     assert first["method"] == "PUT"
     assert first["route"] == "/api/{user_id}/tasks/{task_id}"
     assert first["status"] == 200
@@ -108,3 +120,74 @@ def test_a_cors_preflight_is_logged_and_gets_a_request_id(
     assert "x-request-id" in response.headers["Access-Control-Allow-Headers"].lower()
     assert [(line["method"], line["status"]) for line in access_lines(caplog)] == [("OPTIONS", 200)]
     assert access_lines(caplog)[0]["request_id"] == response.headers["X-Request-ID"]
+
+
+def user_hash(client: TestClient, caller: Caller, caplog: pytest.LogCaptureFixture) -> str:
+    """The `user` field of the request log line of one request by `caller`."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=ACCESS):
+        assert client.get(caller.tasks, headers=caller.headers).status_code == 200
+    (line,) = access_lines(caplog)
+    hashed: str = line["user"]
+    return hashed
+
+
+@pytest.mark.spec("FR-017")
+def test_a_guessable_user_id_cannot_be_read_back_from_its_hash(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who reads the log can hash `user-0` … `user-9999`; only a keyed hash resists."""
+    hashed = user_hash(client, Caller("user-4242"), caplog)
+
+    guesses = {
+        hashlib.blake2b(f"user-{n}".encode(), digest_size=6).hexdigest(): n for n in range(10_000)
+    }
+    assert re.fullmatch(r"[0-9a-f]{12}", hashed)
+    assert hashed not in guesses
+
+
+@pytest.mark.spec("FR-017", "FR-015")
+def test_log_user_hash_key_follows_a_user_across_processes_and_none_is_per_process(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each app stands for one worker process (or instance, or a restart): with the same key, one
+    user has one hash in all their logs; without a key, each process hashes with its own."""
+    alice = Caller("alice-0123456789abcdefghijklmnop")
+    key = "a-per-deployment-key-0123456789"
+
+    same = {user_hash(make_client(log_user_hash_key=key), alice, caplog) for _ in range(2)}
+    other = user_hash(make_client(log_user_hash_key=key + "x"), alice, caplog)
+    unset = {user_hash(make_client(), alice, caplog) for _ in range(2)}
+
+    assert len(same) == 1
+    assert other not in same
+    assert len(unset) == 2
+    assert not unset & same
+
+
+@pytest.mark.spec("FR-017", "FR-015")
+@pytest.mark.parametrize("key", [SECRET, "too-short"], ids=["the-jwt-secret", "short"])
+def test_log_user_hash_key_is_neither_the_jwt_secret_nor_short(
+    make_settings: Callable[..., Settings], key: str
+) -> None:
+    with pytest.raises(ValueError, match="log_user_hash_key"):
+        make_settings(log_user_hash_key=key)
+
+
+@pytest.mark.spec("FR-017")
+def test_a_client_request_id_is_logged_beside_a_server_one(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's id is kept for tracing, but any client may send any id, even another's: the
+    server's own id names each request's line uniquely."""
+    with caplog.at_level(logging.INFO, logger=ACCESS):
+        echoed = [client.get("/health", headers={"X-Request-ID": "trace-1"}) for _ in range(2)]
+        plain = client.get("/health")
+
+    first, second, third = access_lines(caplog)
+    assert [r.headers["X-Request-ID"] for r in echoed] == ["trace-1", "trace-1"]
+    assert first["request_id"] == second["request_id"] == "trace-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", first["server_request_id"])
+    assert first["server_request_id"] != second["server_request_id"]
+    assert third["request_id"] == plain.headers["X-Request-ID"]
+    assert "server_request_id" not in third  # the id is the server's already

@@ -77,8 +77,10 @@ def test_another_users_task_id_under_my_url_is_404_no_leak(
         ("1e3", 422),
         (str(2**63), 422),
         (str(2**64), 422),
+        ("-0", 422),
         (str(2**63 - 1), 404),
         ("99999", 404),
+        ("099999", 404),
     ],
 )
 def test_task_ids_that_cannot_exist_are_404_or_422(
@@ -91,3 +93,21 @@ def test_task_ids_that_cannot_exist_are_404_or_422(
         assert response.status_code == status, (method, response.text)
     toggled = client.patch(alice.task(task_id) + "/complete", headers=alice.headers)
     assert toggled.status_code == status
+
+
+@pytest.mark.spec("EC-5", "SC-009", "FR-009")
+def test_a_task_id_that_is_not_plain_digits_never_names_the_task(
+    client: TestClient, alice: Caller
+) -> None:
+    """`+7`, `7.0`, `0_7` or ` 7` are not task 7, though `int()` reads each as 7: 404 or 422,
+    never the task, and nothing changes."""
+    task = create(client, alice)
+    n = task["id"]
+    for raw in (f"+{n}", f"{n}.0", f"0_{n}", f"%20{n}", f"{n}%20", f"{n}%0A"):
+        for method, suffix in (("GET", ""), ("PUT", ""), ("PATCH", "/complete"), ("DELETE", "")):
+            response = client.request(
+                method, f"{alice.tasks}/{raw}{suffix}", json={"title": "x"}, headers=alice.headers
+            )
+            assert response.status_code in (404, 422), (method, raw, response.status_code)
+            assert isinstance(response.json()["detail"], str)
+    assert client.get(alice.task(n), headers=alice.headers).json() == task

@@ -168,6 +168,34 @@ def test_bad_values_are_422(client: TestClient, alice: Caller, query: str) -> No
     assert body["errors"][0]["loc"][:2] == ["query", name]
 
 
+@pytest.mark.spec("EC-5", "US-2.3", "A-3")
+@pytest.mark.parametrize("name", ["limit", "offset", "skip"])
+@pytest.mark.parametrize("value", ["1_0", "+10", "10.0", "10%0A", "%2010", "10%20", "-0", "1e1"])
+def test_paging_numbers_are_plain_decimal_digits(
+    client: TestClient, alice: Caller, name: str, value: str
+) -> None:
+    """`int()` would read `1_0`, `+10`, `10.0` and `10\\n` as 10; a typo is named, not guessed."""
+    response = client.get(f"{alice.tasks}?{name}={value}", headers=alice.headers)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["detail"].startswith(name)
+    assert body["errors"][0]["loc"][:2] == ["query", name]
+
+
+@pytest.mark.spec("EC-5", "US-2.3", "A-3")
+def test_paging_numbers_with_leading_zeros_are_still_numbers(
+    client: TestClient, alice: Caller
+) -> None:
+    for n in range(3):
+        create(client, alice, title=f"t{n}")
+
+    response = client.get(f"{alice.tasks}?limit=002&offset=01", headers=alice.headers)
+
+    assert response.status_code == 200
+    assert len(response.json()) == 2
+
+
 @pytest.mark.spec("US-2.3", "EC-2")
 def test_a_repeated_parameter_counts_by_its_last_value(client: TestClient, alice: Caller) -> None:
     last_good = client.get(f"{alice.tasks}?limit=abc&limit=5", headers=alice.headers)

@@ -6,9 +6,12 @@ server is asked at most once per `JWKS_MIN_REFETCH_SECONDS` whatever the reason,
 invented kids cannot become a stream of requests to it; concurrent requests that need a fetch
 share the one in flight.
 
+Redirects are not followed (a 3xx is a failed fetch): the keys come from the configured URL only.
 A fetch that fails (unreachable, slow, not JSON, nested too deep to parse, not a JWKS) never
 becomes a 500 or a hang: the token is refused with 401 when no keys are at hand, and keys from an
-earlier fetch stay in use until a fetch succeeds, so a blip of the auth server signs nobody out.
+earlier fetch stay in use while fetches fail, so a blip of the auth server signs nobody out, but
+only for `JWKS_MAX_STALENESS_SECONDS` after the last fetch that worked: a key Better Auth removed
+meanwhile (leaked, rotated out) must not stay trusted for as long as the outage lasts.
 A malformed key is skipped; each fetch logs one line for what it could not use.
 
 `is_current` tells the token cache whether a key it relied on is still in the set last fetched:
@@ -99,7 +102,10 @@ class JwksKeySource:
         self._timeout = settings.jwks_timeout_seconds
         self._ttl = settings.jwks_cache_ttl_seconds
         self._min_refetch = settings.jwks_min_refetch_seconds
-        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
+        self._max_staleness = settings.jwks_max_staleness_seconds
+        # No redirect is followed: the keys must come from the configured URL itself, and the
+        # auth server's answer must not send us (and its keys' trust) to a host of its choosing.
+        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._keys: list[VerificationKey] | None = None
@@ -111,6 +117,8 @@ class JwksKeySource:
         fetched = False
         if self._keys is None or self._clock() - self._fetched_at >= self._ttl:
             fetched = await self._refresh()
+        if self._too_stale():
+            raise InvalidTokenError("signing keys unavailable")
         key = self._select(kid, algorithm)
         if key is None and not fetched:
             # Perhaps a key newer than our copy (rotation); `_refresh` rate-limits this.
@@ -124,8 +132,12 @@ class JwksKeySource:
 
     def is_current(self, key: jwt.PyJWK) -> bool:
         """Whether the last successful fetch still lists `key`; every fetch makes new key objects,
-        so a token the cache holds is verified again once per fetch, and never by a dropped key."""
-        return any(held.jwk is key for held in self._keys or ())
+        so a token the cache holds is verified again once per fetch, and never by a dropped key
+        (nor by one past the staleness bound)."""
+        return not self._too_stale() and any(held.jwk is key for held in self._keys or ())
+
+    def _too_stale(self) -> bool:
+        return self._clock() - self._fetched_at >= self._max_staleness
 
     def _select(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
         """The key for the token, or None when the set lacks it (it may not have it *yet*)."""
@@ -167,6 +179,11 @@ class JwksKeySource:
             # httpx's timeout is per phase; this one bounds the whole exchange.
             async with asyncio.timeout(self._timeout):
                 response = await self._client.get(self._url, headers={"Accept": "application/json"})
+            if response.is_redirect:
+                raise JwksUnavailableError(
+                    f"HTTP {response.status_code} redirect, not followed "
+                    "(set BETTER_AUTH_JWKS_URL to where the JWKS is served)"
+                )
             response.raise_for_status()
             document = response.json()
         except TimeoutError:

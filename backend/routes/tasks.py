@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Resp
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from backend import crud
 from backend.db import Row
@@ -31,7 +32,23 @@ TOTAL_COUNT_HEADER = {
 LOCATION_HEADER = {"description": "URL of the new task", "schema": {"type": "string"}}
 
 MAX_ID = 2**63 - 1
-TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id (64-bit, positive)")]
+
+
+def _decimal_digits(value: object) -> object:
+    """Text must be plain ASCII digits: pydantic, like `int()`, also reads `1_0`, `+1`, `1.0`
+    and ` 1` as numbers, so a typo in a URL would silently name another page or task (EC-5)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
+    return value
+
+
+# Before the int parsing, so the schema stays a plain integer (the OpenAPI document is unchanged).
+DecimalDigits = BeforeValidator(_decimal_digits)
+TaskId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="Task id (64-bit, positive)"), DecimalDigits
+]
 
 
 def _lower(value: object) -> object:
@@ -52,7 +69,8 @@ SortOrder = Annotated[Literal["asc", "desc"], BeforeValidator(_lower)]
 # Optional query values: `None` means "not sent", and is kept out of the schema, since a query
 # string cannot carry a null (generated types would otherwise read `string | null`).
 Absent = SkipJsonSchema[None]
-Offset = Annotated[int, Field(ge=0, le=MAX_ID)]  # on the type: a union would lose the bounds
+# The bounds on the type (a union would lose them); the digit check last, so it runs first.
+Offset = Annotated[int, Field(ge=0, le=MAX_ID), DecimalDigits]
 # Text PostgreSQL cannot compare (NUL, lone surrogates) is a field error like any other 422.
 SearchText = Annotated[str, AfterValidator(storable_text)]
 COMPLETED_BY_STATUS: dict[str, bool | None] = {
@@ -84,7 +102,7 @@ class ListParams(BaseModel):
     sort_by: Annotated[SortKey | Absent, Field(description="Alias of sort")] = None
     order: Annotated[SortOrder | Absent, Field(description="Any case")] = None
     sort_order: Annotated[SortOrder | Absent, Field(description="Alias of order")] = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    limit: Annotated[int, Field(ge=1, le=1000), DecimalDigits] = 100
     offset: Offset | Absent = None
     skip: Annotated[Offset | Absent, Field(description="Alias of offset")] = None
 

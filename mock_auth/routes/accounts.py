@@ -7,7 +7,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from mock_auth import cookies
-from mock_auth.checks import check_password, checked_callback_url, checked_email
+from mock_auth.checks import (
+    MAX_IMAGE_LENGTH,
+    MAX_NAME_LENGTH,
+    check_password,
+    checked_callback_url,
+    checked_email,
+)
 from mock_auth.dependencies import CookiesDep, SessionToken, SettingsDep, StoreDep
 from mock_auth.errors import AuthError
 from mock_auth.passwords import DUMMY_HASH, hash_password, verify_password
@@ -18,10 +24,10 @@ router = APIRouter(prefix="/api/auth")
 
 
 class SignUpBody(BaseModel):
-    name: str
+    name: str = Field(max_length=MAX_NAME_LENGTH)
     email: str
     password: str
-    image: str | None = None
+    image: str | None = Field(default=None, max_length=MAX_IMAGE_LENGTH)
 
 
 class SignInBody(BaseModel):
