@@ -19,7 +19,7 @@ def test_migrations_create_exactly_the_models_schema(db_engine: Engine) -> None:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
 
     assert differences == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 @pytest.mark.spec("FR-014")
@@ -49,4 +49,8 @@ def test_the_backend_stores_no_user_table(
 ) -> None:
     create(client, alice)
 
-    assert set(inspect(db_engine).get_table_names()) == {"task", "alembic_version"}
+    assert set(inspect(db_engine).get_table_names()) == {
+        "task",
+        "idempotency_key",
+        "alembic_version",
+    }
