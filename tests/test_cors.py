@@ -27,6 +27,25 @@ def test_cors_preflight_needs_no_token_and_allows_authorization(
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 
+@pytest.mark.spec("FR-016", "FR-021", "SC-008")
+def test_a_browser_may_send_an_idempotency_key(
+    client: TestClient, alice: Caller, origin: str
+) -> None:
+    """A header the preflight does not allow is never sent: the frontend's retries would lose
+    their key."""
+    response = client.options(
+        alice.tasks,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert "idempotency-key" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
 @pytest.mark.spec("FR-016", "A-6", "SC-008")
 def test_cors_exposes_headers_frontends_read_and_refuses_other_origins(
     make_client: Callable[..., TestClient], alice: Caller

@@ -87,6 +87,13 @@ def url_string(url: URL) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def proxy_target(url: URL) -> str:
+    """The database of `url` as `LatencyProxy` reaches it: its Unix socket, or host:port."""
+    host = str(url.query.get("host") or url.host or "127.0.0.1")
+    port = str(url.query.get("port") or url.port or 5432)
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+
+
 def backend_env(database_url: URL, **extra: str) -> dict[str, str]:
     """Environment for a real backend process on `database_url` (already migrated)."""
     return {

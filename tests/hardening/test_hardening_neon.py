@@ -32,6 +32,7 @@ from tests.hardening.hardening_support import (
     app_database,
     fetch_on,
     fill_pool,
+    proxy_target,
     report,
     url_string,
 )
@@ -82,13 +83,6 @@ def app_on() -> Iterator[Callable[..., TestClient]]:
     yield start
     for client in reversed(clients):
         client.__exit__(None, None, None)
-
-
-def proxy_target(url: URL) -> str:
-    """The session database as `LatencyProxy` reaches it: its Unix socket, or host:port."""
-    host = str(url.query.get("host") or url.host or "127.0.0.1")
-    port = str(url.query.get("port") or url.port or 5432)
-    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
 
 
 @pytest.fixture
