@@ -18,6 +18,7 @@ costs no extra round trip and no transaction.
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
     union_all,
     update,
 )
@@ -165,6 +167,28 @@ def _create_once_statement() -> str:
 _CREATE_ONCE = _create_once_statement()
 
 
+def _delete_expired_keys_statement() -> str:
+    """At most `batch` keys older than `lifetime`, deleted; how many. Rows another worker's
+    cleanup holds are skipped, not waited for, so several workers may run it at once."""
+    keys = idempotency_key
+    expired = (
+        select(keys.c.user_id, keys.c.key)
+        .where(keys.c.created_at < func.now() - bindparam("lifetime"))
+        .limit(bindparam("batch"))
+        .with_for_update(skip_locked=True)
+    )
+    gone = (
+        delete(keys)
+        .where(tuple_(keys.c.user_id, keys.c.key).in_(expired))
+        .returning(keys.c.key)
+        .cte("gone")
+    )
+    return _sql(select(func.count()).select_from(gone))
+
+
+_DELETE_EXPIRED_KEYS = _delete_expired_keys_statement()
+
+
 @lru_cache
 def _update_statement(fields: frozenset[str]) -> str:
     return _sql(
@@ -279,6 +303,13 @@ async def create_task_once(
 def _fingerprint(title: str, description: str | None, completed: bool) -> bytes:
     """What makes two creates the same: the validated fields, not the bytes that carried them."""
     return hashlib.sha256(to_json([title, description, completed])).digest()
+
+
+async def delete_expired_keys(db: Database, lifetime: timedelta, batch: int) -> int:
+    """Forget at most `batch` keys older than `lifetime`; how many were forgotten."""
+    rows = await db.fetch(_DELETE_EXPIRED_KEYS, {"lifetime": lifetime, "batch": batch})
+    count: int = rows[0][0]
+    return count
 
 
 async def get_task(db: Database, owner: str, task_id: int) -> Row | None:

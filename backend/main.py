@@ -3,7 +3,8 @@
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
 applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (its connection
-pool) and token verifier the requests share; shutdown releases them.
+pool) and token verifier the requests share, and starts the cleanup of expired idempotency
+keys; shutdown stops and releases them.
 """
 
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from backend.config import Settings, get_settings
 from backend.db import Database, resolve_database_url
 from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
+from backend.idempotency import ExpiredKeyCleanup
 from backend.middleware import (
     ErrorResponseMiddleware,
     NormalizePathMiddleware,
@@ -47,9 +49,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.verifier = TokenVerifier(settings, JwksKeySource(settings), sessions)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    key_cleanup = ExpiredKeyCleanup(database)
+    key_cleanup.start()
     try:
         yield
     finally:
+        await key_cleanup.stop()
         await app.state.verifier.aclose()
         database.close()
 

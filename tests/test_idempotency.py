@@ -1,8 +1,27 @@
-"""backend/idempotency.py: the header's value (RFC 8941 string, or bare)."""
+"""backend/idempotency.py: the header's value (RFC 8941 string, or bare), and forgetting old keys.
+
+The cleanup runs against the real database, through a proxy the tests switch off and on again
+for the outage; old keys are made by moving a stored key's `created_at` back.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Engine
 
-from backend.idempotency import InvalidKeyError, parse_key
+from backend.config import Settings
+from backend.db import Database
+from backend.idempotency import ExpiredKeyCleanup, InvalidKeyError, parse_key
+from loadtests.latency_proxy import LatencyProxy
+from tests.hardening.hardening_support import app_database, proxy_target
+from tests.helpers import Caller
+
+KEY = "Idempotency-Key"
 
 
 @pytest.mark.spec("FR-021")
@@ -51,3 +70,114 @@ def test_anything_else_is_refused_with_the_reason(value: str, reason: str) -> No
     with pytest.raises(InvalidKeyError) as refused:
         parse_key(value)
     assert str(refused.value) == reason
+
+
+# --- forgetting old keys ------------------------------------------------------------------
+
+
+def age_key(engine: Engine, caller: Caller, key: str, age: timedelta) -> None:
+    with engine.connect() as connection:
+        connection.execute(
+            text(
+                "UPDATE idempotency_key SET created_at = now() - :age "
+                "WHERE user_id = :user AND key = :key"
+            ),
+            {"age": age, "user": caller.id, "key": key},
+        )
+
+
+def stored_keys(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(text("SELECT key FROM idempotency_key")).scalars())
+
+
+@pytest.mark.spec("FR-021")
+def test_keys_are_kept_24_hours_then_forgotten_in_batches_and_the_key_creates_anew(
+    client: TestClient, alice: Caller, db_engine: Engine
+) -> None:
+    created = {}
+    for key in ("old-1", "old-2", "old-3", "almost-24h", "new"):
+        response = client.post(
+            alice.tasks, json={"title": key}, headers={**alice.headers, KEY: key}
+        )
+        created[key] = response.json()
+    for key in ("old-1", "old-2", "old-3"):
+        age_key(db_engine, alice, key, timedelta(hours=24, seconds=1))
+    age_key(db_engine, alice, "almost-24h", timedelta(hours=23, minutes=59))
+    cleanup = ExpiredKeyCleanup(app_database(client), batch=2)
+
+    assert client.portal is not None
+    deleted = client.portal.call(cleanup.sweep)
+    assert deleted == 3
+    assert stored_keys(db_engine) == {"almost-24h", "new"}
+
+    forgotten = client.post(
+        alice.tasks, json={"title": "old-1"}, headers={**alice.headers, KEY: "old-1"}
+    )
+    kept = client.post(
+        alice.tasks, json={"title": "almost-24h"}, headers={**alice.headers, KEY: "almost-24h"}
+    )
+    assert forgotten.status_code == 201
+    assert forgotten.json()["id"] != created["old-1"]["id"]  # a new task: the key was forgotten
+    assert (kept.status_code, kept.json()["id"]) == (201, created["almost-24h"]["id"])
+    assert len(client.get(alice.tasks, headers=alice.headers).json()) == len(created) + 1
+
+
+@pytest.mark.spec("FR-021", "SC-010")
+def test_the_app_cleans_up_in_the_background_and_stops_that_at_shutdown(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    assert client.portal is not None
+
+    async def cleanup_task() -> "asyncio.Task[object]":
+        return next(t for t in asyncio.all_tasks() if t.get_name() == "idempotency-key-cleanup")
+
+    running = client.portal.call(cleanup_task)
+    assert not running.done()
+    client.__exit__(None, None, None)
+    assert running.cancelled()
+
+
+@pytest.mark.spec("FR-021", "SC-010", "EC-3")
+def test_a_cleanup_that_fails_is_logged_once_and_works_again_once_the_database_is_back(
+    database_url: URL,
+    make_settings: Callable[..., Settings],
+    db_engine: Engine,
+    client: TestClient,
+    alice: Caller,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client.post(alice.tasks, json={"title": "t"}, headers={**alice.headers, KEY: "expired"})
+    age_key(db_engine, alice, "expired", timedelta(days=2))
+    proxy = LatencyProxy(proxy_target(database_url), 0)
+    proxy.start()
+    port = proxy.port
+    proxy.stop()  # the database is unreachable from the start
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    database = Database(url, make_settings(db_connect_timeout_seconds=2))
+
+    async def outage_then_recovery() -> None:
+        cleanup = ExpiredKeyCleanup(database, interval=0.05)
+        cleanup.start()
+        await asyncio.sleep(0.5)  # about ten sweeps, each failing
+        assert stored_keys(db_engine) == {"expired"}
+        with LatencyProxy(proxy_target(database_url), 0, port=port):
+            for _ in range(100):
+                if not stored_keys(db_engine):
+                    break
+                await asyncio.sleep(0.05)
+        await cleanup.stop()
+
+    with caplog.at_level(logging.INFO, logger="backend"):
+        try:
+            asyncio.run(outage_then_recovery())
+        finally:
+            database.close()
+
+    messages = [r.getMessage() for r in caplog.records if "idempotency keys" in r.getMessage()]
+    assert stored_keys(db_engine) == set()
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("expired idempotency keys not deleted (tried again every 0.05 s)")
+    assert "DatabaseUnreachableError" in messages[0]
+    assert messages[1] == "expired idempotency keys are deleted again"
