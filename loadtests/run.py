@@ -23,7 +23,8 @@ from loadtests import cpu, listscale, report, roundtrips, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-USER_CLASSES = {"saturation": "SaturationUser", "journey": "JourneyUser"}
+USER_CLASSES = {"saturation": "SaturationUser", "journey": "JourneyUser", "creates": "CreateUser"}
+KEY_MODES = ("alternate", "none", "all")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the backend of this checkout instead of this one; give it twice (old, new)"
         " to compare two checkouts in one run, back to back",
     )
+    add(
+        "--idempotency-keys",
+        choices=KEY_MODES,
+        action="append",
+        help="which creates send an Idempotency-Key: every other one (default), none or all;"
+        " give it twice (none, all) to run each in turn, like --app-dir",
+    )
     add("--rounds", type=int, default=1, help="runs per --app-dir, alternating (default 1)")
     add("--report-dir", type=Path, default=ROOT / "loadtests" / "reports")
     return parser
@@ -98,17 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency = f"{options.latency_ms:g}ms"
     base = f"{options.scenario}-{options.users}u-{latency}"
     app_dirs: list[Path | None] = options.app_dir or [None]
-    series = len(app_dirs) > 1 or options.rounds > 1
+    key_modes: list[str] = options.idempotency_keys or [KEY_MODES[0]]
+    variants = [(app_dir, keys) for app_dir in app_dirs for keys in key_modes]
+    series = len(variants) > 1 or options.rounds > 1
     outcomes: list[Outcome] = []
     try:
         for round_ in range(1, options.rounds + 1):
-            for index, app_dir in enumerate(app_dirs, 1):
+            for index, (app_dir, keys) in enumerate(variants, 1):
                 app = f"{index}:{(app_dir or ROOT).resolve().name}"
+                if len(key_modes) > 1:
+                    app += f" keys={keys}"
                 prefix = options.report_dir / base
                 if series:
                     prefix = prefix.with_name(f"{base}-app{index}-round{round_}")
                     print(f"\n=== round {round_}, app {app} ({app_dir or ROOT})", flush=True)
-                outcome = _run(options, app, app_dir, prefix)
+                outcome = _run(options, app, app_dir, keys, prefix)
                 if outcome.status == 2:
                     return 2
                 outcomes.append(outcome)
@@ -121,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return max(outcome.status for outcome in outcomes)
 
 
-def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Path) -> Outcome:
+def _run(
+    options: argparse.Namespace, app: str, app_dir: Path | None, keys: str, prefix: Path
+) -> Outcome:
     """One run on a freshly started stack (fresh database too: checkouts may differ in schema)."""
     try:
         with stack.started(
@@ -139,7 +153,7 @@ def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Pa
                 return Outcome(app, _NO_ROW, None, 2)
             pid = running.backend_pid
             cpu_before = cpu.tree_seconds(pid) if pid else 0.0
-            _locust(options, running, prefix)
+            _locust(options, running, keys, prefix)
             cpu_seconds = cpu.tree_seconds(pid) - cpu_before if pid else None
             if running.exited():
                 raise RuntimeError(f"{', '.join(running.exited())} exited during the run")
@@ -157,7 +171,7 @@ def _run(options: argparse.Namespace, app: str, app_dir: Path | None, prefix: Pa
 _NO_ROW = report.Row("all", "", 0, 0, 0, 0, 0, 0, 0)
 
 
-def _locust(options: argparse.Namespace, running: stack.Stack, prefix: Path) -> None:
+def _locust(options: argparse.Namespace, running: stack.Stack, keys: str, prefix: Path) -> None:
     """Run Locust headless in its own process (gevent must not patch this one)."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
     command += ["--host", running.target, "-u", str(options.users)]
@@ -172,13 +186,15 @@ def _locust(options: argparse.Namespace, running: stack.Stack, prefix: Path) -> 
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("LOADTEST_AUTH_URL", None)
+    env["LOADTEST_IDEMPOTENCY_KEYS"] = keys
     if running.secret:
         env["LOADTEST_SECRET"] = running.secret
     if running.auth_url:
         env["LOADTEST_AUTH_URL"] = running.auth_url
     print(
         f"loadtests: {options.scenario}, {options.users} users for {options.duration} against "
-        f"{running.target} (+{options.latency_ms:g} ms per database round trip)",
+        f"{running.target} (+{options.latency_ms:g} ms per database round trip; "
+        f"creates' Idempotency-Key: {keys})",
         flush=True,
     )
     log = Path(f"{prefix}.log")
