@@ -40,7 +40,7 @@ def parse_key(value: str) -> str:
         raise InvalidKeyError("must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"must be at most {MAX_KEY_LENGTH} characters")
-    if not all(" " <= char <= "~" for char in key):
+    if not (key.isascii() and key.isprintable()):  # %x20-7E
         raise InvalidKeyError("must be printable ASCII characters")
     return key
 
