@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as insert_or_not
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+from sqlalchemy.sql.elements import ColumnClause
 
 from backend.db import Database, Row
 from backend.models import IdempotencyKey, Task
@@ -104,10 +105,12 @@ class KeyInFlightError(Exception):
     """A request with the same key committed while this one ran, too late for its snapshot."""
 
 
-# What the keyed create's row says besides the task: created now, a retry, or the key reused.
-_CREATED = literal_column("'new'", String)
-_REPLAYED = literal_column("'same'", String)
-_REUSED = literal_column("'other'", String)
+# What a keyed create's row says besides the task: created now, a retry, or the key reused.
+CREATED, REPLAYED, REUSED = "created", "replayed", "reused"
+
+
+def _says(outcome: str) -> ColumnClause[str]:
+    return literal_column(f"'{outcome}'", String)
 
 
 def _create_once_statement() -> str:
@@ -159,9 +162,11 @@ def _create_once_statement() -> str:
         null(),
         keys.c.created_at,
         keys.c.created_at,
-        case((keys.c.fingerprint == bindparam("fingerprint"), _REPLAYED), else_=_REUSED),
+        case(
+            (keys.c.fingerprint == bindparam("fingerprint"), _says(REPLAYED)), else_=_says(REUSED)
+        ),
     ).where(keys.c.user_id == bindparam("owner"), keys.c.key == bindparam("key"))
-    return _sql(union_all(select(*created.c, _CREATED), first))
+    return _sql(union_all(select(*created.c, _says(CREATED)), first))
 
 
 _CREATE_ONCE = _create_once_statement()
@@ -288,16 +293,17 @@ async def create_task_once(
         "new_description": description,
         "new_completed": completed,
     }
-    rows = await db.fetch(_CREATE_ONCE, params)
-    if not rows:
-        raise KeyInFlightError
-    *fields, outcome = rows[0]
-    if outcome == "new":
-        return tuple(fields)
-    if outcome == "other":
+    # Two rows only if the cleanup deleted the key just as this retry came: the task then created
+    # is the answer (its snapshot still showed the old key's row).
+    outcomes = {row[-1]: row[:-1] for row in await db.fetch(_CREATE_ONCE, params)}
+    if CREATED in outcomes:
+        return outcomes[CREATED]
+    if REPLAYED in outcomes:
+        task_id, _, _, _, _, created_at, updated_at = outcomes[REPLAYED]
+        return (task_id, owner, title, description, completed, created_at, updated_at)
+    if REUSED in outcomes:
         raise KeyReusedError
-    task_id, _, _, _, _, created_at, updated_at = fields
-    return (task_id, owner, title, description, completed, created_at, updated_at)
+    raise KeyInFlightError
 
 
 def _fingerprint(title: str, description: str | None, completed: bool) -> bytes:

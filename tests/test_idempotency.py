@@ -1,19 +1,26 @@
-"""backend/idempotency.py: the header's value (RFC 8941 string, or bare), and forgetting old keys.
+"""backend/idempotency.py: the header's value (RFC 8941 string, or bare), forgetting old keys, and
+the two moments a keyed create meets another statement on its key.
 
 The cleanup runs against the real database, through a proxy the tests switch off and on again
-for the outage; old keys are made by moving a stored key's `created_at` back.
+for the outage; old keys are made by moving a stored key's `created_at` back. The meetings are
+staged with a transaction of another session held open until the create waits for it.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
+from backend import crud
 from backend.config import Settings
 from backend.db import Database
 from backend.idempotency import ExpiredKeyCleanup, InvalidKeyError, parse_key
@@ -181,3 +188,99 @@ def test_a_cleanup_that_fails_is_logged_once_and_works_again_once_the_database_i
     assert messages[0].startswith("expired idempotency keys not deleted (tried again every 0.05 s)")
     assert "DatabaseUnreachableError" in messages[0]
     assert messages[1] == "expired idempotency keys are deleted again"
+
+
+# --- the moments two statements on one key meet -------------------------------------------
+
+
+@contextmanager
+def held(
+    db_engine: Engine, *statements: tuple[str, dict[str, Any]]
+) -> Iterator[Callable[[], None]]:
+    """Run `statements` in a transaction of another session, left open; the block commits it."""
+    connection = db_engine.connect().execution_options(isolation_level="READ COMMITTED")
+    transaction = connection.begin()  # the engine is in autocommit: a real transaction here
+    try:
+        for sql, params in statements:
+            connection.execute(text(sql), params)
+        yield transaction.commit
+    finally:
+        if transaction.is_active:
+            transaction.rollback()
+        connection.close()
+
+
+def wait_until_blocked(db_engine: Engine, like: str) -> None:
+    """Until a statement matching `like` waits for a lock (the held transaction's)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :q"
+    )
+    for _ in range(200):
+        with db_engine.connect() as connection:
+            if connection.execute(query, {"q": like}).scalar_one():
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no statement like {like!r} waited for the lock")
+
+
+@pytest.mark.spec("FR-021", "FR-018", "EC-4")
+def test_a_twin_that_commits_while_the_create_waits_is_a_409_and_the_retry_gets_its_task(
+    client: TestClient, alice: Caller, db_engine: Engine
+) -> None:
+    """The twin's key row is inserted, not yet committed, when the create arrives: the create
+    waits for it, then sees the conflict but (its snapshot is older) not the row."""
+    with ThreadPoolExecutor(1) as pool:
+        with held(
+            db_engine,
+            ("INSERT INTO task (id, user_id, title) VALUES (4242, :u, 'twin')", {"u": alice.id}),
+            (
+                "INSERT INTO idempotency_key (user_id, key, fingerprint, task_id) "
+                "VALUES (:u, 'twin-key', :f, 4242)",
+                {"u": alice.id, "f": crud._fingerprint("twin", None, False)},
+            ),
+        ) as commit:
+            waiting = pool.submit(
+                client.post,
+                alice.tasks,
+                json={"title": "twin"},
+                headers={**alice.headers, KEY: "twin-key"},
+            )
+            wait_until_blocked(db_engine, "%INSERT INTO idempotency_key%")
+            commit()
+        in_flight = waiting.result(timeout=10)
+    retry = client.post(
+        alice.tasks, json={"title": "twin"}, headers={**alice.headers, KEY: "twin-key"}
+    )
+
+    assert in_flight.status_code == 409, in_flight.text
+    assert in_flight.headers["retry-after"] == "1"
+    assert in_flight.json()["detail"].startswith("Another create with this Idempotency-Key")
+    assert (retry.status_code, retry.json()["id"]) == (201, 4242)
+    assert [t["id"] for t in client.get(alice.tasks, headers=alice.headers).json()] == [4242]
+
+
+@pytest.mark.spec("FR-021")
+def test_a_retry_that_meets_the_cleanup_of_its_expired_key_creates_anew_and_says_so(
+    client: TestClient, alice: Caller, db_engine: Engine
+) -> None:
+    """The key is being deleted (past its 24 h) as the retry comes: the retry waits, creates a
+    new task and answers with it; its older snapshot still shows the old key's row, which must
+    not be the answer (the new task would be stored unacknowledged)."""
+    first = client.post(
+        alice.tasks, json={"title": "t"}, headers={**alice.headers, KEY: "k"}
+    ).json()
+    with ThreadPoolExecutor(1) as pool:
+        with held(
+            db_engine, ("DELETE FROM idempotency_key WHERE user_id = :u", {"u": alice.id})
+        ) as commit:
+            waiting = pool.submit(
+                client.post, alice.tasks, json={"title": "t"}, headers={**alice.headers, KEY: "k"}
+            )
+            wait_until_blocked(db_engine, "%INSERT INTO idempotency_key%")
+            commit()
+        retry = waiting.result(timeout=10)
+
+    listed = [t["id"] for t in client.get(alice.tasks, headers=alice.headers).json()]
+    assert retry.status_code == 201
+    assert retry.json()["id"] != first["id"]
+    assert listed == [retry.json()["id"], first["id"]]
