@@ -131,7 +131,7 @@ def test_keys_are_kept_24_hours_then_forgotten_in_batches_and_the_key_creates_an
 
 
 @pytest.mark.spec("FR-021", "SC-010")
-def test_the_app_cleans_up_in_the_background_and_stops_that_at_shutdown(
+def test_the_app_runs_the_cleanup_in_the_background_and_cancels_it_at_shutdown(
     make_client: Callable[..., TestClient],
 ) -> None:
     client = make_client()
