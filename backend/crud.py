@@ -9,32 +9,47 @@ through `Database.fetch` and gets plain tuples back: less than half the CPU of
 Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
 read before it is written (no lost toggles) and no request can touch another user's row. Rows
 come back as tuples in `TaskPublic`'s field order (`PUBLIC_FIELDS`), ready to serialise.
+
+A create with an `Idempotency-Key` is one statement too (`create_task_once`): remembering the
+key, inserting the task and finding the first create's key row happen in one CTE, so a retry
+costs no extra round trip and no transaction.
 """
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import (
     ClauseElement,
     String,
     Table,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    literal_column,
     not_,
+    null,
     or_,
     select,
+    tuple_,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as insert_or_not
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+from sqlalchemy.sql.elements import ColumnClause
 
 from backend.db import Database, Row
-from backend.models import Task
+from backend.models import IdempotencyKey, Task
 
 task: Table = Task.__table__  # type: ignore[attr-defined]
+idempotency_key: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
 PUBLIC_FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
 _public = [task.c[name] for name in PUBLIC_FIELDS]
@@ -80,6 +95,103 @@ _INSERT = _sql(
     )
     .returning(*_public)
 )
+
+
+class KeyReusedError(Exception):
+    """The key was sent before with another body: this request is no retry of that create."""
+
+
+class KeyInFlightError(Exception):
+    """A request with the same key committed while this one ran, too late for its snapshot."""
+
+
+# What a keyed create's row says besides the task: created now, a retry, or the key reused.
+CREATED, REPLAYED, REUSED = "created", "replayed", "reused"
+
+
+def _says(outcome: str) -> ColumnClause[str]:
+    return literal_column(f"'{outcome}'", String)
+
+
+def _create_once_statement() -> str:
+    """Remember the key, insert the task only if the key is new, else find the key's row.
+
+    The key row comes first and takes the task's id from the task sequence, so the task is
+    inserted from what that insert returned: no key row, no task. A key already stored is
+    answered from its own row (the main query's snapshot sees it; the CTEs' new rows it never
+    does). Under READ COMMITTED a twin request running at the same moment waits on the primary
+    key for the first to commit, then finds the conflict but, in its older snapshot, not the
+    row: no row comes back at all, and the route answers 409.
+    """
+    keys = idempotency_key
+    remembered = (
+        insert_or_not(keys)
+        .values(
+            user_id=bindparam("owner"),
+            key=bindparam("key"),
+            fingerprint=bindparam("fingerprint"),
+            task_id=func.nextval(literal_column("pg_get_serial_sequence('task', 'id')")),
+        )
+        .on_conflict_do_nothing(index_elements=[keys.c.user_id, keys.c.key])
+        .returning(keys.c.task_id, keys.c.created_at)
+        .cte("remembered")
+    )
+    created = (
+        insert(task)
+        .from_select(
+            list(PUBLIC_FIELDS),
+            select(
+                remembered.c.task_id,
+                bindparam("owner"),
+                bindparam("new_title"),
+                bindparam("new_description"),
+                bindparam("new_completed"),
+                remembered.c.created_at,
+                remembered.c.created_at,  # a new task's updated_at is its created_at
+            ),
+        )
+        .returning(*_public)
+        .cte("created")
+    )
+    # The first create's row: id and time; its text is the retry's own, as the fingerprint says.
+    first = select(
+        keys.c.task_id,
+        keys.c.user_id,
+        null(),
+        null(),
+        null(),
+        keys.c.created_at,
+        keys.c.created_at,
+        case(
+            (keys.c.fingerprint == bindparam("fingerprint"), _says(REPLAYED)), else_=_says(REUSED)
+        ),
+    ).where(keys.c.user_id == bindparam("owner"), keys.c.key == bindparam("key"))
+    return _sql(union_all(select(*created.c, _says(CREATED)), first))
+
+
+_CREATE_ONCE = _create_once_statement()
+
+
+def _delete_expired_keys_statement() -> str:
+    """At most `batch` keys older than `lifetime`, deleted; how many. Rows another worker's
+    cleanup holds are skipped, not waited for, so several workers may run it at once."""
+    keys = idempotency_key
+    expired = (
+        select(keys.c.user_id, keys.c.key)
+        .where(keys.c.created_at < func.now() - bindparam("lifetime"))
+        .limit(bindparam("batch"))
+        .with_for_update(skip_locked=True)
+    )
+    gone = (
+        delete(keys)
+        .where(tuple_(keys.c.user_id, keys.c.key).in_(expired))
+        .returning(keys.c.key)
+        .cte("gone")
+    )
+    return _sql(select(func.count()).select_from(gone))
+
+
+_DELETE_EXPIRED_KEYS = _delete_expired_keys_statement()
 
 
 @lru_cache
@@ -164,6 +276,48 @@ async def create_task(
         "new_completed": completed,
     }
     return (await db.fetch(_INSERT, params, tenant=owner))[0]
+
+
+async def create_task_once(
+    db: Database, owner: str, key: str, title: str, description: str | None, completed: bool
+) -> Row:
+    """Create the task unless `owner` sent `key` before; then the first create's answer again.
+
+    Raises `KeyReusedError` when that create had another body, `KeyInFlightError` when it
+    committed during this statement (it is then answered on the next try).
+    """
+    params = {
+        "owner": owner,
+        "key": key,
+        "fingerprint": _fingerprint(title, description, completed),
+        "new_title": title,
+        "new_description": description,
+        "new_completed": completed,
+    }
+    # Two rows only if the cleanup deleted the key just as this retry came: the task then created
+    # is the answer (its snapshot still showed the old key's row).
+    rows = await db.fetch(_CREATE_ONCE, params, tenant=owner)
+    outcomes = {row[-1]: row[:-1] for row in rows}
+    if CREATED in outcomes:
+        return outcomes[CREATED]
+    if REPLAYED in outcomes:
+        task_id, _, _, _, _, created_at, updated_at = outcomes[REPLAYED]
+        return (task_id, owner, title, description, completed, created_at, updated_at)
+    if REUSED in outcomes:
+        raise KeyReusedError
+    raise KeyInFlightError
+
+
+def _fingerprint(title: str, description: str | None, completed: bool) -> bytes:
+    """What makes two creates the same: the validated fields, not the bytes that carried them."""
+    return hashlib.sha256(to_json([title, description, completed])).digest()
+
+
+async def delete_expired_keys(db: Database, lifetime: timedelta, batch: int) -> int:
+    """Forget at most `batch` keys older than `lifetime`; how many were forgotten."""
+    rows = await db.fetch(_DELETE_EXPIRED_KEYS, {"lifetime": lifetime, "batch": batch})
+    count: int = rows[0][0]
+    return count
 
 
 async def get_task(db: Database, owner: str, task_id: int) -> Row | None:

@@ -3,7 +3,8 @@
 
 Start-up (lifespan) resolves the database (NEON_DATABASE_URL, or the embedded PostgreSQL),
 applies migrations when `MIGRATE_ON_STARTUP` is on, and creates the database (its connection
-pool) and token verifier the requests share; shutdown releases them.
+pool) and token verifier the requests share, and starts the cleanup of expired idempotency
+keys; shutdown stops and releases them.
 """
 
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from backend.db import Database
 from backend.db_url import resolve_database_url
 from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
+from backend.idempotency import ExpiredKeyCleanup
 from backend.lifecycle import Lifecycle
 from backend.middleware import (
     ErrorResponseMiddleware,
@@ -52,9 +54,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.rate_limiter = limiter = RateLimiter(
         settings.rate_limit_per_minute, storage.get_secret_value() if storage else None
     )
+    key_cleanup = ExpiredKeyCleanup(database)
+    key_cleanup.start()
     try:
         yield
     finally:
+        await key_cleanup.stop()
         await app.state.verifier.aclose()
         await limiter.aclose()
         database.close()
@@ -97,7 +102,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
         allow_origins=settings.allowed_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
         expose_headers=[
             "Location",
             "X-Total-Count",

@@ -1,4 +1,5 @@
-"""Task models: the table, and the shapes the API accepts and returns.
+"""Task models: the tables (tasks, and the idempotency keys of creates), and the shapes the API
+accepts and returns.
 
 Request models ignore unknown fields (pydantic's default; frontends send `priority`, `id`,
 timestamps...), use strict types so `"completed": "yes"` is a 422 rather than a guess, and refuse
@@ -18,6 +19,8 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Text,
     false,
@@ -58,7 +61,7 @@ class Task(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
-        # The list's search (migration 0002): trigrams of title and description, per user.
+        # The list's search (migration 0003): trigrams of title and description, per user.
         *(
             Index(
                 f"ix_task_user_id_{column}_trgm",
@@ -85,6 +88,27 @@ class Task(SQLModel, table=True):
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` a user sent with a create, kept apart from `task` so that deleting
+    the task does not forget the key (a late retry would create the task again): the first
+    answer is rebuilt from it and the retry's body, which the fingerprint proves the same."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key", name="pk_idempotency_key"),
+        Index("ix_idempotency_key_created_at", "created_at"),
+    )
+
+    user_id: str = Field(sa_column=Column(String(255), nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    task_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )

@@ -71,6 +71,8 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         self._workers = [self._spawn(number) for number in range(1, self._count + 1)]
         failed = self._wait_until_ready(self._workers)
+        if failed is None and self._signal is None:
+            logger.info("all %d workers serving", self._count)
         while failed is None and self._signal is None:
             self._wake.wait(0.2)
             failed = self._replace_dead_workers()

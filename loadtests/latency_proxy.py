@@ -18,6 +18,11 @@ It also plays the parts of Neon that break connections, for the failure tests:
   A request sent while that close is travelling meets a connection that is already gone.
 - `stall()`: the network or compute stops answering: every byte is held and new connections are
   accepted but not answered, until `resume()` lets everything held flow again.
+- `lose_answer_to(marker)`: the next request carrying `marker` (in one chunk) reaches the server,
+  which does the work, but its answer never comes back: the connection breaks instead, as a
+  network or compute failure after the work was done does. For PostgreSQL that is a write whose
+  fate the backend cannot know; in front of an HTTP server, a request whose answer the client
+  never gets.
 
 `accepted` counts the connections made to it: how many connection attempts reached the database.
 
@@ -49,6 +54,7 @@ class LatencyProxy:
         self._idle_close_set: asyncio.Event | None = None
         self._flowing: asyncio.Event | None = None  # cleared while stalled
         self.accepted = 0
+        self._lose_marker: bytes | None = None
         self._asleep = False
         self._awake_at: float | None = None
         self._links: set[_Link] = set()
@@ -108,6 +114,10 @@ class LatencyProxy:
 
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(apply(), self._loop).result(10)
+
+    def lose_answer_to(self, marker: bytes) -> None:
+        """The next request carrying `marker` is served, and its answer lost with the connection."""
+        self._lose_marker = marker
 
     def __enter__(self) -> "LatencyProxy":
         self.start()
@@ -246,6 +256,8 @@ class LatencyProxy:
                 while chunk := await reader.read(_CHUNK):
                     link.last = loop.time()
                     link.awaiting_query = to_client and _ends_an_answer(chunk)
+                    if not to_client and self._lose_marker and self._lose_marker in chunk:
+                        self._lose_marker, link.answer_lost = None, True
                     due.put_nowait((loop.time() + self.delay, chunk))
             except OSError:
                 pass  # reset by the peer: ends like an EOF
@@ -261,6 +273,9 @@ class LatencyProxy:
                     await asyncio.sleep(wait)
                 await self._hold_if_stalled()
                 if not chunk:
+                    break
+                if to_client and link.answer_lost:
+                    link.hang_up()  # the answer is dropped; the client sees the connection end
                     break
                 writer.write(chunk)
                 await writer.drain()
@@ -280,12 +295,14 @@ def _ends_an_answer(chunk: bytes) -> bool:
 
 class _Link:
     """One proxied connection: when it last carried a byte, whether the server then sat idle
-    awaiting a query (only then do servers time a connection out), and the server's end of it."""
+    awaiting a query (only then do servers time a connection out), whether the answer now on its
+    way is to be lost, and the server's end of it."""
 
     def __init__(self, server_writer: asyncio.StreamWriter) -> None:
         self.server_writer = server_writer
         self.last = asyncio.get_running_loop().time()
         self.awaiting_query = False
+        self.answer_lost = False
 
     def hang_up(self) -> None:
         """The server closes: its end goes, and the EOF travels to the client with the delay."""

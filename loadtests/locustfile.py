@@ -8,7 +8,10 @@ disagrees with the tasks the user created) is a Locust failure.
 
 Configured by the environment, which `python -m loadtests` sets (the secret stays out of argv):
 `LOADTEST_SECRET` mints HS256 tokens as a Next.js frontend does; `LOADTEST_AUTH_URL`, when set,
-makes the journey sign up and fetch its JWT from a Better Auth compatible server instead.
+makes the journey sign up and fetch its JWT from a Better Auth compatible server instead;
+`LOADTEST_IDEMPOTENCY_KEYS` says which creates send a fresh `Idempotency-Key`, as the shipped
+TypeScript client does: `none`, `all`, or `alternate` (every other one, the default), each kind
+in a stats row of its own.
 Signing in is a precondition, not what is measured: it goes around Locust's statistics (the
 auth server hashes passwords with scrypt on purpose), so the numbers are the Task API's alone; a
 failed sign-in stops that user's start and shows up as its failed Task API requests.
@@ -29,6 +32,7 @@ from locust.contrib.fasthttp import FastHttpUser, ResponseContextManager
 from loadtests import checks
 from loadtests.endpoints import (
     CREATE,
+    CREATE_KEYED,
     DELETE,
     GET,
     LIST,
@@ -59,6 +63,7 @@ class ApiUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.owned: dict[int, bool] = {}
+        self.creates = 0
         self.sign_in()
 
     # --- auth -----------------------------------------------------------------------------
@@ -113,14 +118,12 @@ class ApiUser(FastHttpUser):
     def _task_call(
         self, endpoint: Endpoint, task_id: int | None = None, **kwargs: Any
     ) -> ResponseContextManager:
-        url = endpoint.name.format(user_id=self.user_id, id=task_id)
+        url = endpoint.path.format(user_id=self.user_id, id=task_id)
+        headers = self._auth_headers()
+        if endpoint.keyed:
+            headers["Idempotency-Key"] = f'"{uuid.uuid4()}"'
         return self.client.request(
-            endpoint.method,
-            url,
-            name=endpoint.name,
-            catch_response=True,
-            headers=self._auth_headers(),
-            **kwargs,
+            endpoint.method, url, name=endpoint.name, catch_response=True, headers=headers, **kwargs
         )
 
     def list_tasks(self) -> None:
@@ -136,8 +139,9 @@ class ApiUser(FastHttpUser):
     def create_task(self) -> int | None:
         """Create a task; its id, or None when the request failed."""
         body = {"title": f"task {random.randrange(10**6)}", "description": "made under load"}
-        with self._task_call(CREATE, json=body) as response:
-            task = self._checked_task(response, CREATE)
+        endpoint = self._next_create()
+        with self._task_call(endpoint, json=body) as response:
+            task = self._checked_task(response, endpoint)
             if task is not None:
                 if task["title"] != body["title"] or task["completed"]:
                     _verdict(response, "created task differs from what was sent")
@@ -147,6 +151,13 @@ class ApiUser(FastHttpUser):
                     self.owned[task["id"]] = False
                     return int(task["id"])
         return None
+
+    def _next_create(self) -> Endpoint:
+        """With a key or without, as `LOADTEST_IDEMPOTENCY_KEYS` says."""
+        keys = os.environ.get("LOADTEST_IDEMPOTENCY_KEYS", "alternate")
+        self.creates += 1
+        keyed = keys == "all" or (keys == "alternate" and self.creates % 2 == 0)
+        return CREATE_KEYED if keyed else CREATE
 
     def get_task(self, task_id: int) -> None:
         with self._task_call(GET, task_id) as response:
@@ -239,6 +250,15 @@ class SaturationUser(ApiUser):
             self.create_task()
         else:
             action(task_id)
+
+
+class CreateUser(ApiUser):
+    """Closed loop of creates only: the server CPU per request is then a create's, to compare a
+    run whose creates send a key with one whose creates do not."""
+
+    @task
+    def create(self) -> None:
+        self.create_task()
 
 
 class JourneySteps(SequentialTaskSet):

@@ -23,7 +23,8 @@ from loadtests import cpu, listscale, report, roundtrips, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-USER_CLASSES = {"saturation": "SaturationUser", "journey": "JourneyUser"}
+USER_CLASSES = {"saturation": "SaturationUser", "journey": "JourneyUser", "creates": "CreateUser"}
+KEY_MODES = ("alternate", "none", "all")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "RATE_LIMIT_STORAGE_URL=redis' (`redis` starts a throw-away Redis); give it several"
         " times to compare variants in one run, like --app-dir",
     )
+    add(
+        "--idempotency-keys",
+        choices=KEY_MODES,
+        action="append",
+        help="which creates send an Idempotency-Key: every other one (default), none or all;"
+        " give it twice (none, all) to run each in turn, like --app-dir",
+    )
     add("--rounds", type=int, default=1, help="runs per --app-dir, alternating (default 1)")
     add("--report-dir", type=Path, default=ROOT / "loadtests" / "reports")
     return parser
@@ -107,18 +115,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = f"{options.scenario}-{options.users}u-{latency}"
     app_dirs: list[Path | None] = options.app_dir or [None]
     variants = [_variant(text) for text in options.variant or []] or [("", {})]
-    runs = [(app_dir, variant) for app_dir in app_dirs for variant in variants]
+    key_modes: list[str] = options.idempotency_keys or [KEY_MODES[0]]
+    runs = [
+        (app_dir, variant, keys)
+        for app_dir in app_dirs
+        for variant in variants
+        for keys in key_modes
+    ]
     series = len(runs) > 1 or options.rounds > 1
     outcomes: list[Outcome] = []
     try:
         for round_ in range(1, options.rounds + 1):
-            for index, (app_dir, (label, env)) in enumerate(runs, 1):
+            for index, (app_dir, (label, env), keys) in enumerate(runs, 1):
                 app = f"{index}:{label or (app_dir or ROOT).resolve().name}"
+                if len(key_modes) > 1:
+                    app += f" keys={keys}"
                 prefix = options.report_dir / base
                 if series:
                     prefix = prefix.with_name(f"{base}-app{index}-round{round_}")
                     print(f"\n=== round {round_}, app {app} ({app_dir or ROOT})", flush=True)
-                outcome = _run(options, app, app_dir, env, prefix)
+                outcome = _run(options, app, app_dir, env, keys, prefix)
                 if outcome.status == 2:
                     return 2
                 outcomes.append(outcome)
@@ -145,6 +161,7 @@ def _run(
     app: str,
     app_dir: Path | None,
     env: dict[str, str],
+    keys: str,
     prefix: Path,
 ) -> Outcome:
     """One run on a freshly started stack (fresh database too: checkouts may differ in schema)."""
@@ -165,7 +182,7 @@ def _run(
                 return Outcome(app, _NO_ROW, None, 2)
             pid = running.backend_pid
             cpu_before = cpu.tree_seconds(pid) if pid else 0.0
-            _locust(options, running, prefix)
+            _locust(options, running, keys, prefix)
             cpu_seconds = cpu.tree_seconds(pid) - cpu_before if pid else None
             if running.exited():
                 raise RuntimeError(f"{', '.join(running.exited())} exited during the run")
@@ -183,7 +200,7 @@ def _run(
 _NO_ROW = report.Row("all", "", 0, 0, 0, 0, 0, 0, 0)
 
 
-def _locust(options: argparse.Namespace, running: stack.Stack, prefix: Path) -> None:
+def _locust(options: argparse.Namespace, running: stack.Stack, keys: str, prefix: Path) -> None:
     """Run Locust headless in its own process (gevent must not patch this one)."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
     command += ["--host", running.target, "-u", str(options.users)]
@@ -198,13 +215,15 @@ def _locust(options: argparse.Namespace, running: stack.Stack, prefix: Path) -> 
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("LOADTEST_AUTH_URL", None)
+    env["LOADTEST_IDEMPOTENCY_KEYS"] = keys
     if running.secret:
         env["LOADTEST_SECRET"] = running.secret
     if running.auth_url:
         env["LOADTEST_AUTH_URL"] = running.auth_url
     print(
         f"loadtests: {options.scenario}, {options.users} users for {options.duration} against "
-        f"{running.target} (+{options.latency_ms:g} ms per database round trip)",
+        f"{running.target} (+{options.latency_ms:g} ms per database round trip; "
+        f"creates' Idempotency-Key: {keys})",
         flush=True,
     )
     log = Path(f"{prefix}.log")

@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL, the real app, and callers holding real signed tokens.
 
 The database is the embedded PostgreSQL (a fresh cluster per test session) unless
-`TEST_DATABASE_URL` names another one; its `task` table is emptied before each test that uses
+`TEST_DATABASE_URL` names another one; its tables are emptied before each test that uses
 it, so tests are independent. Tokens are real HS256 JWTs signed with the test secret.
 
 Conformance mode (`--base-url URL`, see tests/conformance.py and `nox -s conformance`): the
@@ -107,7 +107,7 @@ def empty_database(db_engine: Engine, database_url: URL) -> Iterator[URL]:
 @pytest.fixture
 def clean_db(db_engine: Engine) -> None:
     with db_engine.connect() as connection:
-        connection.execute(text("TRUNCATE task RESTART IDENTITY"))
+        connection.execute(text("TRUNCATE task, idempotency_key RESTART IDENTITY"))
 
 
 # --- app ------------------------------------------------------------------------------------

@@ -95,13 +95,50 @@ def test_settings_come_from_the_environment_and_dot_env(
 @pytest.mark.spec("FR-014", "FR-013")
 def test_migrations_run_up_down_and_up_again(scratch_database: URL) -> None:
     migrate.upgrade(scratch_database)
-    assert tables(scratch_database) == {"task", "alembic_version"}
+    assert tables(scratch_database) == {"task", "idempotency_key", "alembic_version"}
 
     command.downgrade(migrate.alembic_config(scratch_database), "base")
     assert tables(scratch_database) == {"alembic_version"}
 
     migrate.upgrade(scratch_database)
     assert "task" in tables(scratch_database)
+
+
+@pytest.mark.spec("FR-014", "FR-021", "SC-012")
+def test_later_migrations_arrive_on_a_populated_database_leaving_its_tasks_as_they_were(
+    scratch_database: URL,
+) -> None:
+    migrate.upgrade(scratch_database, "0001")
+    engine = create_engine(scratch_database, isolation_level="AUTOCOMMIT")
+    fingerprint = text("SELECT count(*), md5(string_agg(task::text, ',' ORDER BY id)) FROM task")
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO task (user_id, title, completed) SELECT 'u' || n % 100, "
+                    "'task ' || n, n % 2 = 0 FROM generate_series(1, 20000) AS n"
+                )
+            )
+            before = connection.execute(fingerprint).one()
+
+        migrate.upgrade(scratch_database)
+
+        with engine.connect() as connection:
+            after = connection.execute(fingerprint).one()
+            keys = connection.execute(text("SELECT count(*) FROM idempotency_key")).scalar_one()
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            valid = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                    " WHERE relname LIKE '%trgm' AND indisvalid"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert after == before
+    assert before[0] == 20000
+    assert (keys, version) == (0, "0003")
+    assert valid == 2  # both search indexes, built concurrently beside the rows
 
 
 @pytest.mark.spec("FR-014", "FR-015")

@@ -8,22 +8,26 @@ from fastapi.testclient import TestClient
 from tests.helpers import Caller
 
 
-@pytest.mark.spec("FR-016", "A-6", "SC-008")
-def test_cors_preflight_needs_no_token_and_allows_authorization(
+@pytest.mark.spec("FR-016", "A-6", "SC-008", "FR-021")
+def test_cors_preflight_needs_no_token_and_allows_authorization_and_idempotency_key(
     client: TestClient, alice: Caller, origin: str
 ) -> None:
+    """A header the preflight does not allow is never sent: without `Idempotency-Key` the
+    frontend's retried creates would lose their key."""
     response = client.options(
         alice.tasks,
         headers={
             "Origin": origin,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
         },
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     assert response.headers["Access-Control-Allow-Origin"] == origin
-    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed
+    assert "idempotency-key" in allowed
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 

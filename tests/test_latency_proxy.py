@@ -1,4 +1,5 @@
-"""The latency proxy really adds its delay per round trip, and stops without leaving threads."""
+"""The latency proxy really adds its delay per round trip, loses the answer it is told to, and
+stops without leaving threads."""
 
 import socket
 import threading
@@ -78,3 +79,47 @@ def test_stop_ends_the_proxy_thread_with_a_connection_open(echo_target: str) -> 
     assert proxy_threads() <= before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(proxy.address, timeout=1)
+
+
+@pytest.mark.spec("EC-3", "FR-021")  # how the suite makes a write whose fate is unknown
+def test_a_lost_answer_reaches_the_server_and_never_the_client() -> None:
+    """The request marked is delivered (the server records it and answers), its answer is
+    dropped and the connection ends; once only: the next request is answered again."""
+    received: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_record_and_answer, args=(server, received), daemon=True).start()
+    try:
+        with LatencyProxy(f"127.0.0.1:{server.getsockname()[1]}", 0) as proxy:
+            assert _exchange(proxy.address, b"before") == b"ok"
+            proxy.lose_answer_to(b"doomed")
+            assert _exchange(proxy.address, b"the doomed request") == b""
+            assert _exchange(proxy.address, b"after") == b"ok"
+    finally:
+        server.close()
+    assert received == [b"before", b"the doomed request", b"after"]
+
+
+def _record_and_answer(server: socket.socket, received: list[bytes]) -> None:
+    """Read each connection to its end, record it, answer "ok"; until the listener closes."""
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            message = b""
+            while chunk := connection.recv(65536):
+                message += chunk
+            received.append(message)
+            connection.sendall(b"ok")
+
+
+def _exchange(address: tuple[str, int], message: bytes) -> bytes:
+    """What comes back for `message` before the connection ends (b"" for nothing at all)."""
+    with socket.create_connection(address, timeout=5) as connection:
+        connection.sendall(message)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer

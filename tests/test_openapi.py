@@ -159,3 +159,36 @@ def test_every_task_operation_documents_its_errors_and_needs_the_bearer(
         assert {"401", "403", "405", "413", "422", "429", "503"} <= codes, path
         assert codes & {"200", "201", "204"}, path
         assert {"BetterAuthJWT": []} in operation["security"], path
+
+
+@pytest.mark.spec("FR-021", "FR-018", "SC-006", "SC-008")
+def test_create_documents_its_idempotency_key_header_and_the_409_and_422_it_brings(
+    schema: dict[str, Any],
+) -> None:
+    """Generated clients get the header as a typed optional parameter of `createTask` only."""
+    create = schema["paths"]["/api/{user_id}/tasks"]["post"]
+    responses = create["responses"]
+    header = [p for p in create["parameters"] if p["in"] == "header"]
+    others = [
+        p["name"]
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if (path, method) != ("/api/{user_id}/tasks", "post")
+        for p in operation.get("parameters", [])
+        if p["in"] == "header"
+    ]
+
+    assert create["operationId"] == "createTask"
+    assert [(p["name"], p["required"], p["schema"]) for p in header] == [
+        ("Idempotency-Key", False, {"type": "string"})
+    ]
+    assert "24 h" in header[0]["description"]
+    assert others == []
+    assert responses["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert "Retry-After" in responses["409"]["headers"]
+    assert responses["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationErrorResponse"
+    }
+    assert "Idempotency-Key" in responses["422"]["description"]

@@ -24,7 +24,7 @@ def test_migrations_create_exactly_the_models_schema(db_engine: Engine) -> None:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
 
     assert differences == []
-    assert version == "0002"
+    assert version == "0003"
 
 
 @pytest.mark.spec("FR-014")
@@ -54,7 +54,11 @@ def test_the_backend_stores_no_user_table(
 ) -> None:
     create(client, alice)
 
-    assert set(inspect(db_engine).get_table_names()) == {"task", "alembic_version"}
+    assert set(inspect(db_engine).get_table_names()) == {
+        "task",
+        "idempotency_key",
+        "alembic_version",
+    }
 
 
 def random_tasks(rows: int, user: str, title_words: int, words: int) -> str:
@@ -75,7 +79,7 @@ def random_tasks(rows: int, user: str, title_words: int, words: int) -> str:
 def test_a_search_reads_the_trigram_indexes_not_every_task_of_the_user(db_engine: Engine) -> None:
     """The list's own search statement, for a user with 5 000 tasks of 1 000 characters among
     40 000 tasks of other users: candidates come from the per-user trigram indexes (migration
-    0002), not from reading every task of the user."""
+    0003), not from reading every task of the user."""
     owner = "searcher-0123456789abcdefghijklm"
     mine = random_tasks(5000, owner, 5, 150)
     needle = mine.split("\t")[2].split()[3]  # a word of the first task's description

@@ -17,9 +17,16 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from backend import crud
-from backend.db import Row
+from backend.db import Database, Row
 from backend.dependencies import DatabaseDep, OwnedUserId
-from backend.errors import ERROR_RESPONSES, NOT_FOUND
+from backend.errors import (
+    ERROR_RESPONSES,
+    NOT_FOUND,
+    RETRY_AFTER_HEADER,
+    ErrorResponse,
+    ValidationErrorResponse,
+)
+from backend.idempotency import InvalidKeyError, parse_key
 from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
 from backend.responses import TaskJSONResponse, task_response, tasks_response
 
@@ -30,6 +37,21 @@ TOTAL_COUNT_HEADER = {
     "schema": {"type": "integer"},
 }
 LOCATION_HEADER = {"description": "URL of the new task", "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the create safe to retry (IETF httpapi draft): a fresh key per task, the same key"
+        ' on every retry of it. A structured-field string (`"…"`), or unquoted; 1-255'
+        " printable ASCII characters. A retry with the same body is answered with the first"
+        " create's status, body and `Location` (the task as it was created, even if changed or"
+        " deleted since) and stores nothing; keys are per user and remembered at least 24 h."
+    ),
+    "schema": {"type": "string"},
+}
+IN_FLIGHT_RETRY_AFTER_SECONDS = 1
 
 MAX_ID = 2**63 - 1
 
@@ -174,19 +196,81 @@ async def list_tasks(
     return tasks_response(rows, {"X-Total-Count": str(total)})
 
 
+def _key_error(message: str, kind: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": kind, "loc": ("header", IDEMPOTENCY_KEY), "msg": message}]
+    )
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The create's key, if it sent one; a malformed one is a 422 like any bad input."""
+    values = request.headers.getlist(IDEMPOTENCY_KEY)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _key_error(f"send one {IDEMPOTENCY_KEY} header", "idempotency_key_invalid")
+    try:
+        return parse_key(values[0])
+    except InvalidKeyError as invalid:
+        raise _key_error(str(invalid), "idempotency_key_invalid") from None
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     summary="Create a task",
     operation_id="createTask",
-    responses={201: {"headers": {"Location": LOCATION_HEADER}}},
+    responses={
+        201: {"headers": {"Location": LOCATION_HEADER}},
+        409: {
+            "model": ErrorResponse,
+            "description": (
+                f"Another create with this {IDEMPOTENCY_KEY} was in progress (it finished while"
+                " this one waited): retry, same key and body, for its answer"
+            ),
+            "headers": {"Retry-After": RETRY_AFTER_HEADER},
+        },
+        422: {
+            "model": ValidationErrorResponse,
+            "description": (
+                f"Invalid body or path, a malformed {IDEMPOTENCY_KEY}, or a key already used"
+                " with another body"
+            ),
+        },
+    },
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
-async def create_task(user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep) -> TaskJSONResponse:
-    """The owner is always the token's user, whatever the body says."""
-    row = await crud.create_task(db, user_id, task.title, task.description, task.completed)
+async def create_task(
+    user_id: OwnedUserId, task: TaskCreate, db: DatabaseDep, request: Request
+) -> TaskJSONResponse:
+    """The owner is always the token's user, whatever the body says. With an `Idempotency-Key`,
+    a retry is answered with the first create's answer and stores nothing new."""
+    key = idempotency_key(request)
+    if key is None:
+        row = await crud.create_task(db, user_id, task.title, task.description, task.completed)
+    else:
+        row = await _create_once(db, user_id, key, task)
     location = f"/api/{quote(user_id, safe='')}/tasks/{row[0]}"
     return task_response(row, status.HTTP_201_CREATED, {"Location": location})
+
+
+async def _create_once(db: Database, user_id: str, key: str, task: TaskCreate) -> Row:
+    try:
+        return await crud.create_task_once(
+            db, user_id, key, task.title, task.description, task.completed
+        )
+    except crud.KeyReusedError:
+        raise _key_error(
+            "already used with another body; send a new key for another task",
+            "idempotency_key_reused",
+        ) from None
+    except crud.KeyInFlightError:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"Another create with this {IDEMPOTENCY_KEY} was in progress; retry shortly",
+            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
+        ) from None
 
 
 @router.get(

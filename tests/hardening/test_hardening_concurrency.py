@@ -98,3 +98,40 @@ def test_concurrent_full_updates_leave_exactly_one_of_the_bodies(live_backend: S
     assert not failed
     assert not torn
     assert final in bodies
+
+
+@pytest.mark.spec("FR-021", "EC-4", "SC-003")
+def test_identical_keyed_creates_at_the_same_moment_store_one_task(live_backend: Server) -> None:
+    """A frontend retrying while its first request still runs: one task; every other answer is
+    that task (201) or a 409 whose retry is that task. Same key, another body: never stored."""
+    caller = Caller("keyed-twins-0123456789abcdefghij")
+    bodies = [{"title": "once"} if i % 5 else {"title": "another body"} for i in range(N)]
+    key = {"Idempotency-Key": '"one-click"'}
+
+    responses = together(
+        live_backend.url,
+        caller,
+        lambda http, i: http.post(caller.tasks, json=bodies[i], headers=key),
+    )
+
+    listed = httpx.get(live_backend.url + caller.tasks, headers=caller.headers).json()
+    statuses = [r.status_code for r in responses]
+    created = [r.json() for r in responses if r.status_code == 201]
+    in_flight = [r for r in responses if r.status_code == 409]
+    retried = httpx.post(
+        live_backend.url + caller.tasks, json=listed[0], headers={**caller.headers, **key}
+    )
+    report(
+        "Concurrent identical keyed creates",
+        N,
+        len(listed) - 1 + sum(s not in (201, 409, 422) for s in statuses),
+        f"{statuses.count(201)}x 201 (one task), {statuses.count(409)}x 409, "
+        f"{statuses.count(422)}x 422 (the other body); {len(listed)} stored",
+    )
+    assert len(listed) == 1
+    assert set(statuses) <= {201, 409, 422}
+    assert created
+    assert all(task == listed[0] for task in created)
+    assert all(r.headers["retry-after"] == "1" for r in in_flight)
+    assert all(isinstance(r.json()["detail"], str) for r in in_flight)
+    assert (retried.status_code, retried.json()) == (201, listed[0])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
 from backend import migrate
@@ -192,6 +193,49 @@ def test_a_write_that_meets_a_closed_connection_is_never_sent_twice(
     )
     assert set(statuses) <= {201, 503}
     assert stored == statuses.count(201)
+
+
+def titles_of(db_engine: Engine, user_id: str) -> list[str]:
+    with db_engine.connect() as connection:
+        query = text("SELECT title FROM task WHERE user_id = :u ORDER BY title")
+        return list(connection.execute(query, {"u": user_id}).scalars())
+
+
+@pytest.mark.spec("FR-021", "EC-3", "SC-010")
+def test_a_create_whose_fate_is_unknown_is_stored_exactly_once_when_retried_with_its_key(
+    database_url: URL, app_on: Callable[..., TestClient], db_engine: Engine
+) -> None:
+    """What the key is for. The INSERT commits and the connection breaks before its answer is
+    back: the backend cannot know, so it answers 503 and reruns nothing; the client's retry with
+    the same key gets the task that was stored. And when the close reaches the statement first
+    (nothing stored), the same retry creates it: either way, exactly once."""
+    caller = Caller("unknown-fate-user-0123456789abcd")
+
+    def create(client: TestClient, i: int) -> tuple[int, float]:
+        headers = {**caller.headers, "Idempotency-Key": f'"create-{i}"'}
+        return timed(client, "POST", caller.tasks, json={"title": f"write {i}"}, headers=headers)
+
+    with LatencyProxy(proxy_target(database_url), ROUND_TRIP_MS) as proxy:
+        client = app_on(via(proxy))
+        assert create(client, 0)[0] == 201  # a warm pool: the loss hits the INSERT
+        proxy.lose_answer_to(b"write 1")
+        lost = create(client, 1)[0]
+        retried = create(client, 1)[0]
+        statuses, worst = in_flight_close_case(client, proxy, lambda i: create(client, 10 + i), 6)
+        retries = [create(client, 10 + i)[0] for i, status in enumerate(statuses) if status != 201]
+    titles = titles_of(db_engine, caller.id)
+    expected = sorted(["write 0", "write 1", *(f"write {10 + i}" for i in range(-1, 6))])
+    report(
+        "Create of unknown fate, retried with its key",
+        2 + len(statuses) + len(retries),
+        int(titles != expected) + int((lost, retried) != (503, 201)) + len(set(retries) - {201}),
+        f"answer lost: {lost} then {retried}; idle close in flight: {summary(statuses, worst)}, "
+        f"{len(retries)} retried; {len(titles)} stored for {len(expected)} creates",
+    )
+    assert (lost, retried) == (503, 201)
+    assert set(statuses) <= {201, 503}
+    assert retries == [201] * len(retries)
+    assert titles == expected
 
 
 # --- 3. more than 1024 open files -------------------------------------------------------------

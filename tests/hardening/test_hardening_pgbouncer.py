@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL, Engine
 
+from backend import migrate
 from backend.config import Settings
 from backend.main import create_app
 from tests.hardening.hardening_support import (
@@ -22,6 +24,7 @@ from tests.hardening.hardening_support import (
     PgBouncer,
     pgbouncer,
     pgbouncer_binary,
+    private_postgres,
     report,
 )
 from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
@@ -39,17 +42,21 @@ def bouncer(database_url: URL) -> Iterator[PgBouncer]:
         yield running
 
 
-@pytest.fixture
-def pooled_client(bouncer: PgBouncer, clean_db: None) -> Iterator[TestClient]:
-    settings = Settings(
+def pooled_settings(url: str) -> Settings:
+    """The app on PgBouncer, with more connections of its own than PgBouncer has to the server."""
+    return Settings(
         _env_file=None,
         better_auth_secret=SECRET,
         better_auth_url=AUTH_URL,
-        neon_database_url=bouncer.url,
+        neon_database_url=url,
         migrate_on_startup=False,
         db_pool_size=10,
     )
-    with TestClient(create_app(settings)) as client:
+
+
+@pytest.fixture
+def pooled_client(bouncer: PgBouncer, clean_db: None) -> Iterator[TestClient]:
+    with TestClient(create_app(pooled_settings(bouncer.url))) as client:
         yield client
 
 
@@ -138,3 +145,48 @@ def test_the_statement_deadline_cancels_on_the_server_through_pgbouncer(
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         caller = Caller("pooled-deadline-user-0123456789ab")
         run_locked_row_case(client, db_engine, caller, "Locked row through PgBouncer")
+
+
+@pytest.mark.spec("A-1", "FR-014", "FR-021")
+def test_the_key_migration_and_keyed_creates_work_through_pgbouncer() -> None:
+    """Migration 0002 applied through the pooler onto a database with tasks, then keyed creates:
+    a retry is answered with the first task, and concurrent twins store one, while 10 app
+    connections share PgBouncer's 2 server connections."""
+    binary = pgbouncer_binary()
+    if binary is None:
+        unavailable("pgbouncer is not installed (apt-get install pgbouncer)")
+    caller = Caller("pooled-keys-user-0123456789abcde")
+    key = {**caller.headers, "Idempotency-Key": "pooled-key"}
+    with private_postgres() as server:
+        command.downgrade(migrate.alembic_config(server.url), "0001")
+        with pgbouncer(binary, server.url, pool_size=2) as bouncer:
+            before = TestClient(create_app(pooled_settings(bouncer.url)))
+            with before:  # the API at 0001, as deployed before the migration
+                existing = before.post(
+                    caller.tasks, json={"title": "before"}, headers=caller.headers
+                )
+            migrate.upgrade(bouncer.url)
+            with TestClient(create_app(pooled_settings(bouncer.url))) as client:
+                first = client.post(caller.tasks, json={"title": "keyed"}, headers=key)
+                retry = client.post(caller.tasks, json={"title": "keyed"}, headers=key)
+                twins_key = {**caller.headers, "Idempotency-Key": "twins"}
+
+                def twin(_: int) -> int:
+                    twin_body = {"title": "twin"}
+                    return client.post(caller.tasks, json=twin_body, headers=twins_key).status_code
+
+                with ThreadPoolExecutor(10) as pool:
+                    twins = list(pool.map(twin, range(10)))
+                titles = [
+                    t["title"] for t in client.get(caller.tasks, headers=caller.headers).json()
+                ]
+    report(
+        "Key migration and keyed creates through PgBouncer",
+        3 + len(twins),
+        int(titles != ["twin", "keyed", "before"]) + sum(s not in (201, 409) for s in twins),
+        f"twins: {twins.count(201)}x 201, {twins.count(409)}x 409; {len(titles)} stored",
+    )
+    assert existing.status_code == 201
+    assert (first.status_code, retry.status_code, retry.json()) == (201, 201, first.json())
+    assert set(twins) <= {201, 409}
+    assert titles == ["twin", "keyed", "before"]

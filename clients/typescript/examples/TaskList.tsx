@@ -31,10 +31,13 @@ export function TaskList({ userId, token }: { userId: string; token: string }) {
     else await refresh();
   }
 
+  // The state meant, not a bare toggle: the client may then retry it safely (see src/client.ts).
   async function toggle(task: Task) {
-    await api.PATCH("/api/{user_id}/tasks/{task_id}/complete", {
+    const { error } = await api.PATCH("/api/{user_id}/tasks/{task_id}/complete", {
       params: { path: { ...path, task_id: task.id } },
+      body: { completed: !task.completed },
     });
+    if (error) setError(error.detail);
     await refresh();
   }
 

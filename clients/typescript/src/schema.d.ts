@@ -17,7 +17,8 @@ export interface paths {
         put?: never;
         /**
          * Create a task
-         * @description The owner is always the token's user, whatever the body says.
+         * @description The owner is always the token's user, whatever the body says. With an `Idempotency-Key`,
+         *     a retry is answered with the first create's answer and stores nothing new.
          */
         post: operations["createTask"];
         delete?: never;
@@ -385,7 +386,10 @@ export interface operations {
     createTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the create safe to retry (IETF httpapi draft): a fresh key per task, the same key on every retry of it. A structured-field string (`"…"`), or unquoted; 1-255 printable ASCII characters. A retry with the same body is answered with the first create's status, body and `Location` (the task as it was created, even if changed or deleted since) and stores nothing; keys are per user and remembered at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Better Auth user id; must be the token's user */
                 user_id: string;
@@ -440,6 +444,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Another create with this Idempotency-Key was in progress (it finished while this one waited): retry, same key and body, for its answer */
+            409: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Request body larger than the limit (64 KiB) */
             413: {
                 headers: {
@@ -449,7 +464,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Invalid body, path or query value */
+            /** @description Invalid body or path, a malformed Idempotency-Key, or a key already used with another body */
             422: {
                 headers: {
                     [name: string]: unknown;

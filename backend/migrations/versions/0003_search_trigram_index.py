@@ -12,8 +12,8 @@ would block every write for its duration, which during a rolling deploy is every
 creates and updates. Both extensions exist on Neon and in the embedded PostgreSQL; the role must
 be allowed to create them (Neon's default role is).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
