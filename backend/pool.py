@@ -31,8 +31,10 @@ from backend.db_errors import CircuitOpenError, DatabaseUnavailableError, PoolTi
 
 # Connection attempts in flight at once while the database is healthy.
 OPENING = 4
-# How long the server has to answer a cancel before the database counts as stalled.
+# How long the server has to answer a cancel before the database counts as stalled, and how
+# many cancels may be under way at once (the rest wait, and are skipped once the breaker opens).
 CANCEL_TIMEOUT = 1.0
+CANCELLING = 4
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Pool:
         self._opening = 0
         self._waiters: deque[asyncio.Future[Connection]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cancel_slots = asyncio.Semaphore(CANCELLING)
         self._closed = False
         # Only for libpq's host-name resolution when a connection starts.
         self._threads = ThreadPoolExecutor(OPENING + MAX_PROBES, thread_name_prefix="db-connect")
@@ -214,9 +217,14 @@ class Pool:
                 waiter.set_exception(type(failure)(str(failure)))
 
     async def _cancel(self, connection: Connection) -> None:
+        """Cancel on the server, then close: a few at a time, none into a database known not
+        to answer (a stall's stuck statements would each send one more connection into it)."""
+        refused = None
         try:
-            async with asyncio.timeout(CANCEL_TIMEOUT):
-                refused = await pg.cancel(connection.raw)
+            async with self._cancel_slots:
+                if not self._breaker.open:
+                    async with asyncio.timeout(CANCEL_TIMEOUT):
+                        refused = await pg.cancel(connection.raw)
         except TimeoutError:
             refused = f"no answer within {CANCEL_TIMEOUT:g} s"
         finally:
