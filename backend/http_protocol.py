@@ -12,21 +12,23 @@ import asyncio
 import http
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from backend.http_watch import Awaited, MessageMeter, Watchdog
 from backend.lifecycle import Lifecycle
 
 # Above the app's 64 KiB header limit, so heads between the two still get its JSON 431.
 MAX_HEAD_BYTES = 128 * 1024
 # The parser is fed at most this much at a time: the work a refused read costs stays bounded.
 FEED_BYTES = 16 * 1024
+# At shutdown, how long a connection that has sent nothing yet may take to send its request.
+SHUTDOWN_GRACE = 1.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-Awaited = Literal["head", "body", "reader", "linger"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,10 @@ class _RefusedError(Exception):
     """Raised from a parser callback to stop parsing at once (the refusal is already set)."""
 
 
-class HardenedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits of `EdgeLimits` (see the module docstring).
-
-    Served under `EdgeState` by `backend.serving`, which hands it the limits and the lifecycle.
-    One timer per connection says what is awaited: the rest of a head, more of a body, a reader
-    for the answers, or the peer's goodbye after a refusal.
-    """
+class MessageLimitedProtocol(HttpToolsProtocol):
+    """What a peer may send: requests queued behind the one in flight, bytes of a head or of
+    a message's chunk framing and trailers, a queued request's body. Past a limit, the refusal
+    waits until every request already accepted is answered, then closes the connection."""
 
     def __init__(
         self,
@@ -95,37 +94,10 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._limits, self._lifecycle = server_state.limits, server_state.lifecycle
         else:  # under a plain uvicorn.Server
             self._limits, self._lifecycle = EdgeLimits(), Lifecycle()
-        self._message_open = False  # from the first byte of a request to its last
-        self._in_head = True
-        self._overhead = 0  # bytes of the current message that are not body
-        self._body_seen = 0
+        self._meter = MessageMeter()
         self._refusal: bytes | None = None
         self._running: RequestResponseCycle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._awaiting: Awaited | None = None
-        self._waiting_since = 0.0
-
-    # --- connection -----------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if len(self.connections) > self._limits.max_connections:
-            self._refusal = OVERLOADED
-            self._send_refusal()
-        else:
-            self._await("head")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
-        running = self._running
-        if running is not None and not running.response_complete:
-            running.disconnected = True
-            if self._task is not None and running.scope["method"] in _SAFE_METHODS:
-                # A read nobody waits for any more: cancelling it cancels its statement on the
-                # server. A write runs on: its fate must not become unknown.
-                self._task.cancel()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
@@ -133,7 +105,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         for start in range(0, len(data), FEED_BYTES):
             chunk = data if len(data) <= FEED_BYTES else data[start : start + FEED_BYTES]
-            self._body_seen = 0
+            self._meter.feeding()
             try:
                 self.parser.feed_data(chunk)
             except httptools.HttpParserUpgrade:
@@ -144,45 +116,28 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
                     self.logger.warning("Invalid HTTP request received.")
                     self._refuse(INVALID_REQUEST)
                 return
-            if self._message_open:
-                self._overhead += len(chunk) - self._body_seen
-                if self._overhead > self._limits.max_head_bytes:
-                    self._refuse(HEAD_TOO_LARGE)
-                    return
-        self._await_what_is_missing()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._await("reader")
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self._awaiting == "reader":
-            self._cancel_timer()
-            self._await_what_is_missing()
-
-    # --- parser callbacks -----------------------------------------------------------------
+            if self._meter.fed(len(chunk)) > self._limits.max_head_bytes:
+                self._refuse(HEAD_TOO_LARGE)
+                return
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._message_open, self._in_head, self._overhead = True, True, 0
+        self._meter.begin()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_head:
+        if self._meter.in_head:
             super().on_header(name, value)
         # else a chunked trailer field: counted as overhead, never a header of the request
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._meter.head_complete()
         if len(self.pipeline) >= self._limits.max_pipelined:
             self._refuse(TOO_MANY_PIPELINED)
             raise _RefusedError
         super().on_headers_complete()
-        if self._lifecycle.draining:
-            self.cycle.keep_alive = False  # answered with `Connection: close`
 
     def on_body(self, body: bytes) -> None:
-        self._body_seen += len(body)
+        self._meter.body(len(body))
         super().on_body(body)
         if self.cycle is not self._running and len(self.cycle.body) > self._limits.max_head_bytes:
             # A queued request's body waits in memory for its turn: bounded like a head.
@@ -190,10 +145,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             raise _RefusedError
 
     def on_message_complete(self) -> None:
-        self._message_open, self._in_head = False, True
+        self._meter.complete()
         super().on_message_complete()
-
-    # --- requests -------------------------------------------------------------------------
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         task = self.loop.create_task(cycle.run_asgi(app))
@@ -210,8 +163,6 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         """A request accepted and not yet answered (in flight, or queued behind it)."""
         return self.cycle is not None and not self.cycle.response_complete
 
-    # --- refusals -------------------------------------------------------------------------
-
     def _refuse(self, answer: bytes) -> None:
         """Answer `answer` and close, once every request accepted so far has been answered."""
         if self._refusal is not None:
@@ -227,46 +178,101 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def _send_refusal(self) -> None:
         assert self._refusal is not None
-        self._cancel_timer()
         if self.transport.is_closing():
             return
         self.transport.write(self._refusal)
-        # Half-close, then linger before the reset that closing with unread input means, so the
-        # peer can read the answer first. Reading stays paused: a peer still sending is not read.
+        # Half-close; reading stays paused, so a peer still sending is not read.
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._await("linger", self._limits.linger)
 
-    # --- timers ---------------------------------------------------------------------------
 
-    def _await_what_is_missing(self) -> None:
-        """After a read: the rest of a head, or more of a body, within the timeout."""
-        if not self._message_open:
-            if self._awaiting in ("head", "body"):
-                self._cancel_timer()
-        elif self._in_head:
-            if self._awaiting != "head":
-                self._await("head")  # counted from the first byte of the head, not reset
-        elif self._awaiting == "body":
-            self._waiting_since = self.loop.time()
+class HardenedHttpToolsProtocol(MessageLimitedProtocol):
+    """Also how long and how many: a head, a body's next bytes, a reader for the answers each
+    within `head_timeout`; connections per worker; `Connection: close` while the worker drains;
+    a read whose client went away cancelled (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._watch = Watchdog(self.loop, self._limits.head_timeout, self._timed_out)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            self._refusal = OVERLOADED
+            self._send_refusal()
         else:
-            self._await("body")
+            self._watch.start("head")
 
-    def _await(self, what: "Awaited", seconds: float | None = None) -> None:
-        self._cancel_timer()
-        self._awaiting, self._waiting_since = what, self.loop.time()
-        self._timer = self.loop.call_later(seconds or self._limits.head_timeout, self._check)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watch.stop()
+        running = self._running
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            if self._task is not None and running.scope["method"] in _SAFE_METHODS:
+                # A read nobody waits for any more: cancelling it cancels its statement on the
+                # server. A write runs on: its fate must not become unknown.
+                self._task.cancel()
+        super().connection_lost(exc)
 
-    def _check(self) -> None:
-        left = self._limits.head_timeout - (self.loop.time() - self._waiting_since)
-        if self._awaiting == "body" and left > 0:  # body bytes arrived meanwhile
-            self._timer = self.loop.call_later(left, self._check)
-            return
-        awaited, self._timer, self._awaiting = self._awaiting, None, None
-        if self.transport.is_closing() and awaited != "linger":
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._refusal is None:
+            self._watch_what_is_missing()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch.start("reader")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._watch.awaiting == "reader":
+            self._watch.stop()
+            self._watch_what_is_missing()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._lifecycle.draining:
+            self.cycle.keep_alive = False  # answered with `Connection: close`
+
+    def shutdown(self) -> None:
+        """The server stops accepting: close this connection once its answers are out. One that
+        has not sent a whole head yet may have a request on its way (connected just before the
+        listener closed): it gets a short while for that request, answered with a close."""
+        if self.cycle is not None:
+            super().shutdown()
+        elif not self._meter.message_open:
+            self._watch.start("head", SHUTDOWN_GRACE)
+
+    def _send_refusal(self) -> None:
+        self._watch.stop()
+        super()._send_refusal()
+        # Linger before the reset that closing with unread input means: the peer reads first.
+        self._watch.start("goodbye", self._limits.linger)
+
+    def _watch_what_is_missing(self) -> None:
+        """After a read: the rest of a head, or more of a body, within the timeout."""
+        if not self._meter.message_open:
+            if self._watch.awaiting in ("head", "body"):
+                self._watch.stop()
+        elif self._meter.in_head:
+            if self._watch.awaiting != "head":
+                self._watch.start("head")  # counted from the first byte of the head, not reset
+        elif self._watch.awaiting == "body":
+            self._watch.moved()
+        else:
+            self._watch.start("body")
+
+    def _timed_out(self, awaited: Awaited) -> None:
+        if self.transport.is_closing() and awaited != "goodbye":
             return
         if awaited == "head":
-            if self._message_open:
+            if self._meter.message_open:
                 self._refuse(HEAD_TIMEOUT)  # part of a head came, the rest did not
             else:
                 self._close()  # a connection that never sent a byte
@@ -291,9 +297,3 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.abort()  # nobody reads what is buffered: no flush to wait for
         else:
             self.transport.close()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._awaiting = None

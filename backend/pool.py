@@ -17,17 +17,17 @@
 """
 
 import asyncio
-import contextlib
 import time
-from collections import deque
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from backend import pg
 from backend.breaker import MAX_PROBES, Breaker
 from backend.db_errors import CircuitOpenError, DatabaseUnavailableError, PoolTimeoutError
+from backend.handoff import Handoff
 
 # Connection attempts in flight at once while the database is healthy.
 OPENING = 4
@@ -57,6 +57,13 @@ class Connection:
         self.raw = raw
         self.born = self.idle_since = time.monotonic()
 
+    def usable(self, recycle: float) -> bool:
+        """Open, younger than `recycle`, and not closed by the server while it sat idle."""
+        raw = self.raw
+        return not (
+            raw.closed or time.monotonic() - self.born > recycle or pg.readable(raw.fileno())
+        )
+
 
 class Pool:
     """Built outside any event loop (no loop-bound state until the first call); used from one."""
@@ -68,7 +75,7 @@ class Pool:
         self._idle: list[Connection] = []
         self._size = 0  # open, opening or being cancelled
         self._opening = 0
-        self._waiters: deque[asyncio.Future[Connection]] = deque()
+        self._waiters: Handoff[Connection] = Handoff()
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancel_slots = asyncio.Semaphore(CANCELLING)
         self._closed = False
@@ -95,7 +102,7 @@ class Pool:
         else:
             while self._idle:
                 connection = self._idle.pop()
-                if self._usable(connection):
+                if connection.usable(self._limits.recycle):
                     return connection
                 self.discard(connection)
             # Nothing out, only connections being opened: the first ones after a lull, which
@@ -105,24 +112,13 @@ class Pool:
         ends = now + self._limits.wait if give_up is None else give_up
         if cold:
             ends = max(ends, now + self._limits.connect_timeout + 0.5)
-        waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._grow()
+        self._grow(waiting=1)
         try:
-            async with asyncio.timeout_at(ends):
-                return await waiter
-        except BaseException as failure:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release(waiter.result())  # handed over just as the wait ended: pass it on
-            else:
-                waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            if isinstance(failure, TimeoutError):
-                if probing:
-                    raise CircuitOpenError("the database has not answered again yet") from None
-                raise PoolTimeoutError("no connection came free in time") from None
-            raise
+            return await self._waiters.wait(ends, self.release)
+        except TimeoutError:
+            if probing:
+                raise CircuitOpenError("the database has not answered again yet") from None
+            raise PoolTimeoutError("no connection came free in time") from None
 
     def release(self, connection: Connection) -> None:
         """Back to the pool (or straight to a waiter); beyond `keep` idle, closed."""
@@ -130,11 +126,8 @@ class Pool:
             self.discard(connection)
             return
         connection.idle_since = time.monotonic()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
+        if self._waiters.hand(connection):
+            return
         if len(self._idle) < self._limits.keep:
             self._idle.append(connection)
         else:
@@ -162,18 +155,11 @@ class Pool:
 
     # --- inside ---------------------------------------------------------------------------
 
-    def _usable(self, connection: Connection) -> bool:
-        raw = connection.raw
-        return not (
-            raw.closed
-            or time.monotonic() - connection.born > self._limits.recycle
-            or pg.readable(raw.fileno())
-        )
-
-    def _grow(self) -> None:
-        """Open connections for the callers waiting, a few at a time, within `max`."""
+    def _grow(self, waiting: int = 0) -> None:
+        """Open connections for the callers waiting (and `waiting` about to), a few at a time,
+        within `max`."""
         while (
-            len(self._waiters) > self._opening
+            len(self._waiters) + waiting > self._opening
             and self._size < self._limits.max
             and self._opening < OPENING
             and not self._breaker.open
@@ -197,7 +183,8 @@ class Pool:
             raw = await pg.connect(self._params, self._threads, self._limits.connect_timeout)
         except DatabaseUnavailableError as failure:
             self._breaker.failed(str(failure))
-            self._fail_waiters(failure)
+            # Every caller waiting learns the database is down now, not at its timeout.
+            self._waiters.fail(partial(type(failure), str(failure)))
         finally:
             self._opening -= 1
             if probe:
@@ -208,13 +195,6 @@ class Pool:
             self._breaker.succeeded()
             self.release(Connection(raw))
             self._grow()
-
-    def _fail_waiters(self, failure: DatabaseUnavailableError) -> None:
-        """Every caller waiting learns the database is down now, not at its timeout."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(type(failure)(str(failure)))
 
     async def _cancel(self, connection: Connection) -> None:
         """Cancel on the server, then close: a few at a time, none into a database known not

@@ -6,18 +6,15 @@ user with many expensive requests holds only a bounded share of the pool, while 
 user's cheap requests (concurrent toggles) still all succeed, a few slots at a time.
 """
 
-import asyncio
-import contextlib
-from collections import deque
-
 from backend.db_errors import TenantBusyError
+from backend.handoff import Handoff
 
 
 class TenantSlots:
     def __init__(self, per_tenant: int) -> None:
         self._limit = per_tenant
         self._busy: dict[str, int] = {}  # only tenants with statements in flight: bounded
-        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+        self._waiting: dict[str, Handoff[None]] = {}
 
     async def acquire(self, tenant: str, give_up: float) -> None:
         """A slot of `tenant`'s, or `TenantBusyError` at the loop time `give_up`."""
@@ -25,35 +22,20 @@ class TenantSlots:
         if busy < self._limit:
             self._busy[tenant] = busy + 1
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._waiting.setdefault(tenant, deque())
-        queue.append(waiter)
+        queue = self._waiting.setdefault(tenant, Handoff())
         try:
-            async with asyncio.timeout_at(give_up):
-                await waiter  # a slot handed over by `release`
-        except BaseException as failure:
-            if waiter.done() and not waiter.cancelled():
-                self.release(tenant)  # handed over just as the wait ended: pass it on
-            else:
-                waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    queue.remove(waiter)
-                if not queue and self._waiting.get(tenant) is queue:
-                    del self._waiting[tenant]
-            if isinstance(failure, TimeoutError):
-                raise TenantBusyError("this user's statements in flight are at the limit") from None
-            raise
+            await queue.wait(give_up, lambda _: self.release(tenant))  # a slot handed over
+        except TimeoutError:
+            raise TenantBusyError("this user's statements in flight are at the limit") from None
+        finally:
+            if not queue and self._waiting.get(tenant) is queue:
+                del self._waiting[tenant]
 
     def release(self, tenant: str) -> None:
         """Hand the slot to `tenant`'s next waiter, or free it."""
         queue = self._waiting.get(tenant)
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        if queue is not None:
-            del self._waiting[tenant]
+        if queue is not None and queue.hand(None):
+            return
         busy = self._busy[tenant] - 1
         if busy:
             self._busy[tenant] = busy

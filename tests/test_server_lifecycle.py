@@ -225,7 +225,7 @@ def test_the_shutdown_timeout_cuts_a_stalled_client(database_url: URL) -> None:
         exit_code = server.process.wait(30)
         took = time.monotonic() - signalled
     assert exit_code == 0
-    assert took < 2 + 1.5
+    assert took < 2 + 5  # the timeout, and a process's exit on a busy machine
 
 
 def live_workers(parent: psutil.Process) -> list[psutil.Process]:
