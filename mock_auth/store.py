@@ -15,7 +15,7 @@ import secrets
 import string
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,6 +159,52 @@ class SigningKey:
         )
 
 
+class StateFile:
+    """The JSON file users and signing keys persist in, re-read when another process changed it.
+
+    Written atomically (a temporary file, then a rename) and private (mode 0600): it holds
+    password hashes and private keys."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+
+    def changed(self) -> tuple[list[User], list[SigningKey]] | None:
+        """The tables, if the file changed since it was last read or written."""
+        stamp = self._stamp_of(self.path)
+        if stamp is None or stamp == self._stamp:
+            return None
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        self._stamp = stamp
+        users = [User.from_state(item) for item in data.get("users", [])]
+        return users, [SigningKey.from_state(item) for item in data.get("keys", [])]
+
+    def write(self, users: Iterable[User], keys: Iterable[SigningKey]) -> None:
+        data = {
+            "users": [user.to_state() for user in users],
+            "keys": [key.to_state() for key in keys],
+        }
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=directory, prefix=".mock_auth-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as temp:
+                json.dump(data, temp, indent=2)
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        self._stamp = self._stamp_of(self.path)
+
+    @staticmethod
+    def _stamp_of(path: Path) -> tuple[int, int] | None:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+
 class Store:
     """Thread-safe in-memory tables, optionally backed by a JSON state file.
 
@@ -169,13 +215,12 @@ class Store:
     def __init__(
         self, state_file: Path | None = None, *, clock: Callable[[], datetime] = now
     ) -> None:
-        self._state_file = state_file
+        self._state = StateFile(state_file) if state_file else None
         self._clock = clock
         self._lock = threading.Lock()
         self._users: dict[str, User] = {}
         self._keys: list[SigningKey] = []
         self._sessions: dict[str, Session] = {}
-        self._file_stamp: tuple[int, int] | None = None
         with self._lock:
             self._reload_if_changed()
 
@@ -274,42 +319,12 @@ class Store:
 
     # -- persistence --------------------------------------------------------------------------
 
-    @staticmethod
-    def _stamp(path: Path) -> tuple[int, int] | None:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
     def _reload_if_changed(self) -> None:
-        if self._state_file is None:
-            return
-        stamp = self._stamp(self._state_file)
-        if stamp is None or stamp == self._file_stamp:
-            return
-        data = json.loads(self._state_file.read_text(encoding="utf-8"))
-        users = (User.from_state(item) for item in data.get("users", []))
-        self._users = {user.id: user for user in users}
-        self._keys = [SigningKey.from_state(item) for item in data.get("keys", [])]
-        self._file_stamp = stamp
+        tables = self._state.changed() if self._state else None
+        if tables is not None:
+            users, self._keys = tables
+            self._users = {user.id: user for user in users}
 
     def _save(self) -> None:
-        if self._state_file is None:
-            return
-        data = {
-            "users": [user.to_state() for user in self._users.values()],
-            "keys": [key.to_state() for key in self._keys],
-        }
-        directory = self._state_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        # mkstemp creates the file 0600: it holds password hashes and private keys.
-        handle, temp_name = tempfile.mkstemp(dir=directory, prefix=".mock_auth-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as temp:
-                json.dump(data, temp, indent=2)
-            os.replace(temp_name, self._state_file)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        self._file_stamp = self._stamp(self._state_file)
+        if self._state is not None:
+            self._state.write(self._users.values(), self._keys)
