@@ -8,7 +8,7 @@ through `Database.fetch` and gets plain tuples back: less than half the CPU of
 
 Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
 read before it is written (no lost toggles) and no request can touch another user's row. Rows
-come back as tuples in `TaskPublic`'s field order (`PUBLIC_FIELDS`), ready to serialise.
+come back as tuples in `TaskPublic`'s field order (`models.TASK_FIELDS`), ready to serialise.
 
 A create with an `Idempotency-Key` is one statement too (`create_task_once`): remembering the
 key, inserting the task and finding the first create's key row happen in one CTE, so a retry
@@ -46,17 +46,16 @@ from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.sql.elements import ColumnClause
 
 from backend.db import Database, Row
-from backend.models import IdempotencyKey, Task
+from backend.models import TASK_FIELDS, IdempotencyKey, Task
 
 task: Table = Task.__table__  # type: ignore[attr-defined]
 idempotency_key: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
-PUBLIC_FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
-_public = [task.c[name] for name in PUBLIC_FIELDS]
+_public = [task.c[name] for name in TASK_FIELDS]
 SORT_COLUMNS = {"created": task.c.created_at, "updated": task.c.updated_at, "title": task.c.title}
 _DIALECT = PGDialect_psycopg2()  # type: ignore[no-untyped-call]
 
-# A `Row` here is a task as `PUBLIC_FIELDS` (a list row carries its total after them).
+# A `Row` here is a task as `TASK_FIELDS` (a list row carries its total after them).
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def _create_once_statement() -> str:
     created = (
         insert(task)
         .from_select(
-            list(PUBLIC_FIELDS),
+            list(TASK_FIELDS),
             select(
                 remembered.c.task_id,
                 bindparam("owner"),

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.db import DatabaseUnavailableError, TenantBusyError
@@ -27,21 +26,6 @@ logger = logging.getLogger("backend")
 
 DB_RETRY_AFTER_SECONDS = 2
 TENANT_RETRY_AFTER_SECONDS = 1
-
-
-class ErrorResponse(BaseModel):
-    detail: str
-
-
-class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorResponse(BaseModel):
-    detail: str
-    errors: list[FieldError]
 
 
 def error_response(
@@ -149,40 +133,3 @@ def install_error_handlers(app: FastAPI, check_caller: CallerCheck) -> None:
     app.add_exception_handler(DatabaseUnavailableError, database_unavailable)
     app.add_exception_handler(TenantBusyError, tenant_busy)
     app.add_exception_handler(Exception, internal_error)
-
-
-RETRY_AFTER_HEADER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
-_CHALLENGE = {
-    "description": 'Bearer challenge; `error="invalid_token"` when a token was sent',
-    "schema": {"type": "string"},
-}
-_ALLOW = {"description": "Methods this path supports", "schema": {"type": "string"}}
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {
-        "model": ErrorResponse,
-        "description": "Missing, malformed, expired or forged token",
-        "headers": {"WWW-Authenticate": _CHALLENGE},
-    },
-    403: {"model": ErrorResponse, "description": "The token's user is not the URL's user"},
-    405: {
-        "model": ErrorResponse,
-        "description": "Method not allowed on this path",
-        "headers": {"Allow": _ALLOW},
-    },
-    413: {"model": ErrorResponse, "description": "Request body larger than the limit (64 KiB)"},
-    422: {"model": ValidationErrorResponse, "description": "Invalid body, path or query value"},
-    431: {"model": ErrorResponse, "description": "Request headers over 64 KiB or 100 fields"},
-    429: {
-        "model": ErrorResponse,
-        "description": "Per-user rate limit, or this user's requests in flight, exceeded",
-        "headers": {"Retry-After": RETRY_AFTER_HEADER},
-    },
-    503: {
-        "model": ErrorResponse,
-        "description": "Database unavailable",
-        "headers": {"Retry-After": RETRY_AFTER_HEADER},
-    },
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such task for this user"}
-}

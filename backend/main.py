@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from backend import migrate
+from backend import migrate, openapi
 from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
@@ -83,17 +83,17 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     install_error_handlers(app, check_caller=refuse_foreign_caller)
     # FastAPI counts a streamed body against the limit; a declared one is refused earlier, by
     # RequestLimitMiddleware.
-    app.include_router(tasks.router, max_body_size=settings.max_body_bytes)
+    app.include_router(
+        tasks.router,
+        max_body_size=settings.max_body_bytes,
+        responses=openapi.body_too_large(settings.max_body_bytes),
+    )
     app.include_router(health.router)
     # Added innermost first. Error answers (the 500, a 405's `Allow`) are made inside CORS, so
     # a browser can read them; the request log is outermost, so it sees preflights and the
     # status every answer really got.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        ErrorResponseMiddleware,
-        handler=internal_error,
-        routes=[*tasks.router.routes, *health.router.routes],
-    )
+    app.add_middleware(ErrorResponseMiddleware, handler=internal_error)
     app.add_middleware(NormalizePathMiddleware)
     # Every answer (413, 431 and 500 included) carries the CORS headers a browser needs to let
     # the frontend read its `detail`.

@@ -19,13 +19,13 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("backend.access")
@@ -111,14 +111,15 @@ class ErrorResponseMiddleware:
       outside every user middleware, so that 500 reached browsers without CORS headers and
       they saw "Failed to fetch" instead of the `detail`.) The exception is not re-raised: the
       handler has logged it, and the server would only log it twice.
-    - A 405's `Allow` lists every method of the path among `routes`: FastAPI makes one route
-      per method, and Starlette's 405 names only the methods of the first route that matched.
+    - A 405's `Allow` lists every method of the path, as the app's OpenAPI document has them:
+      FastAPI makes one route per method, and Starlette's 405 names only the methods of the
+      first that matched.
     """
 
-    def __init__(self, app: ASGIApp, handler: ErrorHandler, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, handler: ErrorHandler) -> None:
         self.app = app
         self.handler = handler
-        self.routes = routes
+        self._methods: list[tuple[re.Pattern[str], bytes]] | None = None  # read on a first 405
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,7 +132,7 @@ class ErrorResponseMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 if message["status"] == 405:
-                    allow = _allow(self.routes, scope)
+                    allow = self._allow(scope)
                     message = {**message, "headers": _with_allow(message["headers"], allow)}
             await send(message)
 
@@ -143,18 +144,19 @@ class ErrorResponseMiddleware:
             response = await self.handler(Request(scope), exc)
             await response(scope, receive, send)
 
-
-def _allow(routes: Sequence[BaseRoute], scope: Scope) -> bytes:
-    methods: dict[str, None] = {}
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods.update(dict.fromkeys(sorted(getattr(route, "methods", None) or ())))
-    return ", ".join(methods).encode()
+    def _allow(self, scope: Scope) -> bytes:
+        """The methods of the path template `scope`'s path matches, for `Allow`."""
+        if self._methods is None:
+            paths = scope["app"].openapi()["paths"]
+            self._methods = [
+                (compile_path(path)[0], ", ".join(method.upper() for method in item).encode())
+                for path, item in paths.items()
+            ]
+        return next((allow for path, allow in self._methods if path.match(scope["path"])), b"")
 
 
 def _with_allow(headers: list[tuple[bytes, bytes]], allow: bytes) -> list[tuple[bytes, bytes]]:
-    if not allow:  # a path this middleware was not told about: leave Starlette's header
+    if not allow:  # no route of the app matched the path: leave Starlette's header
         return headers
     kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
     return [*kept, (b"allow", allow)]

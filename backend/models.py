@@ -164,6 +164,12 @@ class CompletionUpdate(SQLModel):
     completed: StrictBool | None = _optional("Sets the value; left out or `null`: toggles")
 
 
+def utc(value: datetime) -> datetime:
+    """`value` in UTC (psycopg2 hands back the session's time zone: UTC unless the server says
+    otherwise)."""
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 class TaskPublic(SQLModel):
     """The Task JSON of SPEC.md, field for field; timestamps always in UTC."""
 
@@ -175,7 +181,8 @@ class TaskPublic(SQLModel):
     created_at: datetime
     updated_at: datetime
 
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    _utc = field_validator("created_at", "updated_at")(utc)
+
+
+# The Task JSON's fields in order: also the order `crud` reads a task's row in.
+TASK_FIELDS = tuple(TaskPublic.model_fields)

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from backend.db import DatabaseUnavailableError
 from backend.dependencies import DatabaseDep
-from backend.errors import DB_RETRY_AFTER_SECONDS, ERROR_RESPONSES, RETRY_AFTER_HEADER
+from backend.errors import DB_RETRY_AFTER_SECONDS
+from backend.openapi import ERROR_RESPONSES, RETRY_AFTER_HEADER
 
 router = APIRouter(tags=["health"])
 # No token: an explicit empty `security`, so generators and linters know it is public.

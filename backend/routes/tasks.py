@@ -19,24 +19,21 @@ from pydantic_core import PydanticCustomError
 from backend import crud
 from backend.db import Database, Row
 from backend.dependencies import DatabaseDep, OwnedUserId
-from backend.errors import (
+from backend.idempotency import InvalidKeyError, parse_key
+from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
+from backend.openapi import (
     ERROR_RESPONSES,
+    LOCATION_HEADER,
     NOT_FOUND,
     RETRY_AFTER_HEADER,
+    TOTAL_COUNT_HEADER,
     ErrorResponse,
     ValidationErrorResponse,
 )
-from backend.idempotency import InvalidKeyError, parse_key
-from backend.models import CompletionUpdate, TaskCreate, TaskPublic, TaskUpdate, storable_text
 from backend.responses import TaskJSONResponse, task_response, tasks_response
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
-TOTAL_COUNT_HEADER = {
-    "description": "Number of matching tasks before paging",
-    "schema": {"type": "integer"},
-}
-LOCATION_HEADER = {"description": "URL of the new task", "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_PARAMETER = {
     "name": IDEMPOTENCY_KEY,
