@@ -18,7 +18,7 @@ nox.options.default_venv_backend = "venv"
 @nox.session
 def dev(session: nox.Session) -> None:
     """Backend + mock_auth on the embedded PostgreSQL, with reload; prints working curl lines."""
-    session.install("-e", ".")
+    session.install("-e", ".[dev]")
     session.run("python", "-m", "devtools.dev")
 
 
@@ -113,14 +113,14 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def migrate(session: nox.Session) -> None:
     """Apply migrations to NEON_DATABASE_URL (or the embedded database)."""
-    session.install("-e", ".")
+    session.install("-e", ".[dev]")
     session.run("python", "-m", "backend.migrate")
 
 
 @nox.session
 def load(session: nox.Session) -> None:
     """Locust load test (50 users); `nox -s load -- --help` for options."""
-    session.install("-e", ".[load]")
+    session.install("-e", ".[dev,load]")
     session.run("python", "-m", "loadtests", *session.posargs)
 
 

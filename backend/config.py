@@ -46,7 +46,10 @@ def origin_of(url: str) -> str:
 class Settings(BaseSettings):
     """Every knob of the backend; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # A variable set to nothing (`NEON_DATABASE_URL=` uncommented in `.env`) means "not set".
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     better_auth_secret: SecretStr = Field(min_length=1)
     better_auth_url: str = "http://localhost:3000"
@@ -101,20 +104,6 @@ class Settings(BaseSettings):
     # stops accepting; the whole shutdown, drain included, ends within the timeout.
     shutdown_drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
-
-    @field_validator(
-        "better_auth_jwks_url",
-        "neon_database_url",
-        "rate_limit_storage_url",
-        "log_user_hash_key",
-        mode="before",
-    )
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        """`NEON_DATABASE_URL=` uncommented in `.env` means "not set", not an empty URL."""
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
 
     @field_validator("rate_limit_storage_url")
     @classmethod

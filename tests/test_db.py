@@ -21,6 +21,7 @@ from backend.db import (
     StatementTimeoutError,
 )
 from backend.db_url import connect_params
+from backend.main import database_limits
 
 PID = "SELECT pg_backend_pid()"
 
@@ -33,7 +34,8 @@ def make_database(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
     def make(**overrides: Any) -> Database:
         settings = make_settings(**overrides)
         assert settings.neon_database_url is not None
-        made.append(Database(settings.neon_database_url.get_secret_value(), settings))
+        url = settings.neon_database_url.get_secret_value()
+        made.append(Database(url, database_limits(settings)))
         return made[-1]
 
     yield make

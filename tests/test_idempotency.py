@@ -24,6 +24,7 @@ from backend import crud
 from backend.config import Settings
 from backend.db import Database
 from backend.idempotency import ExpiredKeyCleanup, InvalidKeyError, parse_key
+from backend.main import database_limits
 from loadtests.latency_proxy import LatencyProxy
 from tests.hardening.hardening_support import app_database, proxy_target
 from tests.helpers import Caller
@@ -162,7 +163,7 @@ def test_a_cleanup_that_fails_is_logged_once_and_works_again_once_the_database_i
     port = proxy.port
     proxy.stop()  # the database is unreachable from the start
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    database = Database(url, make_settings(db_connect_timeout_seconds=2))
+    database = Database(url, database_limits(make_settings(db_connect_timeout_seconds=2)))
 
     async def outage_then_recovery() -> None:
         cleanup = ExpiredKeyCleanup(database, interval=0.05)
