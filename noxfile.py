@@ -108,6 +108,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "backend", "mock_auth", "devtools")
+    session.run("python", "-m", "devtools.architecture")  # no import cycle, no oversized class
 
 
 @nox.session

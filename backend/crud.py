@@ -1,18 +1,10 @@
 """Every SQL statement the API runs, one per request, compiled once and sent as plain SQL.
 
-Statements are written in SQLAlchemy Core on the SQLModel `task` table and compiled to SQL text
-once, at import (or once per query shape); a request then runs its text with bound parameters
-through `Database.fetch` and gets plain tuples back: less than half the CPU of
-`Connection.execute` for the same Core statement, and CPU is what caps requests per second
-(figures: loadtests/README.md).
-
-Ownership is part of every `WHERE`, and writes return the row with `RETURNING`, so nothing is
-read before it is written (no lost toggles) and no request can touch another user's row. Rows
-come back as tuples in `TaskPublic`'s field order (`models.TASK_FIELDS`), ready to serialise.
-
-A create with an `Idempotency-Key` is one statement too (`create_task_once`): remembering the
-key, inserting the task and finding the first create's key row happen in one CTE, so a retry
-costs no extra round trip and no transaction.
+Statements are SQLAlchemy Core on the SQLModel tables, compiled to SQL text once
+(docs/decisions/0002-precompiled-sql-text.md). Ownership is part of every `WHERE` and writes
+return their row with `RETURNING`: nothing is read before it is written (no lost toggles), no
+request touches another user's row. Rows come back as tuples in `models.TASK_FIELDS` order. A
+create with an `Idempotency-Key` is one CTE (docs/decisions/0010-idempotency-keys.md).
 """
 
 import hashlib

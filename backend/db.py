@@ -1,23 +1,13 @@
 """The database: `Database.fetch` runs one statement, fairly, within its deadline; `ping` says
-whether the database answers. What Neon does to connections, and the answer to each
-(docs/decisions/0001-own-asyncio-pool.md, 0007-fairness-and-circuit-breaker.md):
+whether the database answers.
 
-- **A statement that never ends** (a locked row, a stall after accepting): every statement has
-  `DB_STATEMENT_TIMEOUT_SECONDS`, counted once a connection is in hand; past it the caller gets a
-  503 at once and the statement is cancelled on the server (`backend.pool`), through PgBouncer too.
-- **Connections the server closed while idle**: replaced at checkout, no round trip
-  (`backend.pool`).
-- **A close still travelling when a statement is sent**: after `DB_PING_IDLE_SECONDS` idle a
-  connection is pinged first; a read that still meets a closed connection is rerun once on a fresh
-  one; a write only when psycopg2 refused to send it, which proves it never ran.
-- **A stalled or failing database**: the circuit breaker answers at once and lets probes retry;
-  connection attempts in flight stay bounded (`OPENING` while healthy, `MAX_PROBES` while open).
-- **One user's flood**: `DB_STATEMENTS_PER_USER` statements of a user at once; the rest of that
-  user's wait for those (429 past the admission wait), never for anyone else's (`backend.tenants`).
-
-Asynchronous connections are always in autocommit: one `INSERT/UPDATE/DELETE … RETURNING` is its
-own transaction, no `BEGIN`/`COMMIT` round trips, and no session state outlives a statement, as
-PgBouncer in transaction mode (Neon's `-pooler` endpoint) requires.
+One statement is one transaction (asynchronous connections are always in autocommit: no
+`BEGIN`/`COMMIT` round trips, no session state, as PgBouncer in transaction mode requires).
+Every statement has a deadline counted once its connection is in hand, past which it is a 503
+and cancelled on the server; a read that meets a connection closed in flight is rerun once, a
+write only if it provably never ran; one user holds at most `DB_STATEMENTS_PER_USER` statements.
+Why each, with figures: docs/decisions/0001-own-asyncio-pool.md and
+0007-fairness-and-circuit-breaker.md.
 """
 
 import asyncio

@@ -1,19 +1,10 @@
 """The connection pool: LIFO, bounded like SQLAlchemy's, opening connections in the background.
 
-- **LIFO**: the last connection returned is the next handed out, so under steady traffic the ones
-  in use stay warm and the idle ones sink (and are closed past `DB_POOL_SIZE`).
-- **Checked at checkout without a round trip**: a connection the server closed while it sat idle
-  is readable, which `poll` sees; it is replaced (`pool_pre_ping` without its `SELECT 1`).
-- **Opened in the background**, a few at a time (`OPENING`): a caller waits for *a* connection,
-  whichever comes first, a returned one or a new one, and one it gave up on still joins the pool.
-  The wait is the admission wait (`DB_POOL_TIMEOUT_SECONDS`); only while no connection is out at
-  all (a cold start: Neon woke the compute) it extends to the connect timeout, so a wake-up is a
-  slow success while a stall in the middle of traffic is a quick 503.
-- **A circuit breaker** (`backend.breaker`): a failed or stalled connect, or a cancel nobody
-  answers, opens it; then only probes connect, and everyone else is answered at once.
-- **Abandoned statements are cancelled on the server** before their socket closes (PgBouncer drops
-  a cancel for a client it no longer has), and until then they count against the pool, so a
-  stalled network bounds admission instead of drawing a storm of new connections.
+Connections are checked at checkout without a round trip (a connection the server closed while
+idle is readable), opened a few at a time for whoever waits, and cancelled on the server before
+their socket closes when a statement is abandoned; a circuit breaker stops connecting into a
+database that does not answer. The admission wait extends to the connect timeout only on a cold
+start. Why: docs/decisions/0001-own-asyncio-pool.md, 0007-fairness-and-circuit-breaker.md.
 """
 
 import asyncio

@@ -1,13 +1,8 @@
 """Task JSON written straight from database rows: what the task routes return.
 
-FastAPI would validate every returned row into the route's `response_model`, then serialise the
-model: the largest single cost of a list after dependency resolution (loadtests/README.md). The
-rows are already exactly `TaskPublic` (typed by the database, in its field order), so they are
-dumped to JSON directly by pydantic-core, the serializer FastAPI itself ends in; the only work
-the model's validator did, moving timestamps to UTC, is done here. Routes keep
-`response_model=TaskPublic` for the OpenAPI document and return these `Response`s, which FastAPI
-sends as they are. `tests/test_response_contract.py` pins the bytes to the model's own output
-(decisions/0003-rows-straight-to-json.md).
+FastAPI's `response_model` validation of every row cost more than the rest of a list; routes keep
+`response_model` for the OpenAPI document and return these bytes, pinned to the model's own
+output by tests/test_response_contract.py (docs/decisions/0003-rows-straight-to-json.md).
 """
 
 from collections.abc import Iterable, Mapping
