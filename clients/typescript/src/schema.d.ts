@@ -332,7 +332,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -455,7 +455,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -569,7 +569,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -687,7 +687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -799,7 +799,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -917,7 +917,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1035,7 +1035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Request body larger than the limit (64 KiB) */
+            /** @description Request body larger than the limit (65536 bytes) */
             413: {
                 headers: {
                     [name: string]: unknown;
