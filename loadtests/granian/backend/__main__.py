@@ -52,12 +52,13 @@ def main() -> None:
     url = startup.prepare(settings)
     os.environ["NEON_DATABASE_URL"] = url.render_as_string(hide_password=False)
     os.environ["MIGRATE_ON_STARTUP"] = "false"
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
-        json.dump(served.log_config(), config)
+    # One file for every run (the same text each time), so that none is left behind per run.
+    config = Path(tempfile.gettempdir()) / "loadtests-granian-log-config.json"
+    config.write_text(json.dumps(served.log_config()))
     command = [python, "-m", "granian", "--interface", "asgi", "--factory"]
     command += ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     command += ["--http", "1", "--no-ws", "--loop", "uvloop", "--no-access-log"]
-    command += ["--log-config", config.name, "--http1-header-read-timeout", str(HEAD_TIMEOUT_MS)]
+    command += ["--log-config", str(config), "--http1-header-read-timeout", str(HEAD_TIMEOUT_MS)]
     command.append("backend.main:create_app")
     os.execv(python, command)  # noqa: S606
 
