@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,8 +200,23 @@ def verdicts(result: Result) -> list[tuple[bool, str]]:
     return found
 
 
+def failure_times(result: Result) -> str:
+    """When the rolling restart's failures started, in seconds after the SIGTERM before them."""
+    when: Counter[str] = Counter()
+    for at in sorted(result.tallies[ROLLING].failed_at):
+        before = [(n, r) for n, r in enumerate(result.restarts, 1) if r.signalled <= at]
+        if before:
+            number, restart = before[-1]
+            when[f"restart {number} ({restart.name}) +{at - restart.signalled:.1f} s"] += 1
+        else:
+            when["before the first SIGTERM"] += 1
+    return ", ".join(f"{label} x{count}" for label, count in when.items())
+
+
 def report(result: Result, fleet: Fleet) -> str:
     parts = [phase_table(result), "", restart_table(result, fleet)]
+    if result.tallies[ROLLING].failed_at:
+        parts.append(f"  rolling restart failures started at: {failure_times(result)}")
     if result.database is not None:
         parts.append(database_line(result.database, result.tallies[DATABASE]))
     for window in result.windows:

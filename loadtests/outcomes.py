@@ -90,6 +90,8 @@ class Tally:
     max_ms: float = 0.0
     examples: dict[str, str] = field(default_factory=dict)
     """The first detail seen of each kind of failure."""
+    failed_at: list[float] = field(default_factory=list)
+    """When each failed request started."""
 
     @classmethod
     def of(cls, records: Iterable[Record], start: float, end: float) -> "Tally":
@@ -100,6 +102,7 @@ class Tally:
                 tally.max_ms = max(tally.max_ms, record.ms)
                 if record.kind != OK:
                     tally.examples.setdefault(record.kind, f"{record.request}: {record.detail}")
+                    tally.failed_at.append(record.start)
         return tally
 
     @property
