@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.pgbouncer import system_binary
-from devtools.servers import free_port
+from devtools.servers import free_port, terminate
 
 
 def haproxy_binary() -> str | None:
@@ -182,12 +182,7 @@ def haproxy(
         _wait_for_start(running)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 def _wait_for_start(running: HAProxy) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from devtools.servers import free_port
+from devtools.servers import free_port, terminate
 
 
 def system_binary(name: str) -> str | None:
@@ -109,12 +109,7 @@ def pgbouncer(
         _wait_for_port(listen, process, console)
         yield bouncer
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL
 from backend import embedded_db
 from devtools.haproxy import Checks, HAProxy, ServerStat, haproxy, haproxy_binary
 from devtools.pgbouncer import pgbouncer, pgbouncer_binary
-from devtools.servers import Server, backend_server, free_port
+from devtools.servers import Server, backend_server, free_port, terminate
 from loadtests.probe import Prober
 from loadtests.stack import backend_of
 
@@ -323,13 +323,7 @@ def load(fleet: Fleet, users: int, pause: float, record: Path) -> Iterator[subpr
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, 15)
 
 
 def keep_logs(workdir: Path, destination: Path) -> None:
