@@ -84,7 +84,7 @@ def run(
 ) -> Result:
     """The phases under load (`outage` None: no database restart), then their tallies."""
     result = Result()
-    with load(fleet, users, pause, record):
+    with load(fleet, users, pause, record) as locust:
         _wait_for_load(record, users * RECORDS_PER_USER, timeout=60)
         began = time.time()
         time.sleep(steady)
@@ -101,6 +101,8 @@ def run(
             result.database = fleet.restart_database(outage)
             time.sleep(SETTLE)
             result.windows.append(Window(DATABASE, began, time.time()))
+        if locust.poll() is not None:
+            raise RuntimeError(f"Locust exited during the run ({locust.returncode}; locust.log)")
     if HANDLER_FAILED in (fleet.instances.workdir / "locust.log").read_text(errors="replace"):
         raise RuntimeError("the outcome recorder failed: requests went uncounted (locust.log)")
     records = outcomes.read(record)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -54,8 +54,6 @@ class Layout:
     drain: float = 5.0
     """`SHUTDOWN_DRAIN_SECONDS` of every instance."""
     checks: Checks = field(default_factory=Checks)
-    env: Mapping[str, str] = field(default_factory=dict)
-    """More backend settings."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +260,6 @@ def started(layout: Layout, workdir: Path) -> Iterator[Fleet]:
             "MIGRATE_ON_STARTUP": "false",  # migrated above, once, as a deploy step does
             "RATE_LIMIT_PER_MINUTE": "0",  # closed-loop users far above a person's rate
             "SHUTDOWN_DRAIN_SECONDS": f"{layout.drain:g}",
-            **layout.env,
         }
         names = [f"app{number}" for number in range(1, layout.instances + 1)]
         instances = Instances(layout, workdir, env, {name: free_port() for name in names})
