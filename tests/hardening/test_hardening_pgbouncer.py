@@ -19,14 +19,8 @@ from sqlalchemy.engine import URL, Engine
 from backend import migrate
 from backend.config import Settings
 from backend.main import create_app
-from tests.hardening.hardening_support import (
-    HTTPResponse,
-    PgBouncer,
-    pgbouncer,
-    pgbouncer_binary,
-    private_postgres,
-    report,
-)
+from devtools.pgbouncer import PgBouncer, pgbouncer, pgbouncer_binary
+from tests.hardening.hardening_support import HTTPResponse, private_postgres, report
 from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
 from tests.helpers import AUTH_URL, SECRET, Caller, unavailable
 
