@@ -24,7 +24,6 @@ from typing import Any
 from uvicorn.config import STARTUP_FAILURE
 
 from backend.config import Settings
-from backend.serving import serve
 
 logger = logging.getLogger("backend")
 
@@ -38,7 +37,10 @@ KILL_GRACE = 5.0
 def run_worker(
     settings: Settings, sockets: list[socket.socket], log_config: dict[str, Any], ready: Event
 ) -> None:
-    """A worker process's entry point (spawned: it imports the app afresh)."""
+    """A worker process's entry point (spawned: it imports the app afresh; the parent never
+    does, so it holds no copy of it)."""
+    from backend.serving import serve
+
     sys.exit(serve(settings, sockets, log_config, ready))
 
 
