@@ -21,7 +21,7 @@ from backend.db_errors import CircuitOpenError, DatabaseUnavailableError, PoolTi
 from backend.handoff import Handoff
 
 # Connection attempts in flight at once while the database is healthy.
-OPENING = 4
+OPENING = 8
 # How long the server has to answer a cancel before the database counts as stalled, and how
 # many cancels may be under way at once (the rest wait, and are skipped once the breaker opens).
 CANCEL_TIMEOUT = 1.0
