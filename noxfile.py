@@ -80,7 +80,7 @@ def conformance(session: nox.Session) -> None:
     `nox -s conformance -- --base-url URL [--secret-file PATH] [--auth-url URL]
     [--only US-1,FR-005] [--origin O] [--junit FILE] [--dry-run] [--max-requests N] [--rate R]
     [--request-timeout S] [--max-seconds S]`: the suite's black-box tests over real HTTP
-    (tests/conformance.py). The backend's secret comes from BETTER_AUTH_SECRET in the
+    (tests/plugins/conformance.py). The backend's secret comes from BETTER_AUTH_SECRET in the
     environment or from --secret-file, never from the command line (refused here before nox
     echoes it). One line per failure (`--tb=line`; add `--tb=short` for tracebacks). Exit 0
     only when every applicable check passes.

@@ -4,14 +4,14 @@ The database is the embedded PostgreSQL (a fresh cluster per test session) unles
 `TEST_DATABASE_URL` names another one; its tables are emptied before each test that uses
 it, so tests are independent. Tokens are real HS256 JWTs signed with the test secret.
 
-Conformance mode (`--base-url URL`, see tests/conformance.py and `nox -s conformance`): the
+Conformance mode (`--base-url URL`, see tests/plugins/conformance.py and `nox -s conformance`): the
 `client`, `alice`, `bob` and `origin` fixtures point at a running backend and fresh random users,
 and only black-box tests run; the same test functions, no copies.
 
 Every test names the SPEC.md IDs it proves with `@pytest.mark.spec(...)`: see
-tests/spec_coverage.py (the table at the end of a run, and its strict mode).
+tests/plugins/spec_coverage.py (the table at the end of a run, and its strict mode).
 
-`tests` is a package: shared code is imported as `from tests.helpers import ...`.
+`tests` is a package: shared code is imported as `from tests.support.helpers import ...`.
 """
 
 import os
@@ -33,32 +33,11 @@ from backend.auth.jwt import TokenVerifier
 from backend.config import Settings
 from backend.db import normalize_url
 from backend.main import create_app
-from tests.conformance import ConformancePlugin, Target, add_options, target_from
-from tests.helpers import AUTH_URL, SECRET, Caller
+from tests.plugins.conformance import Target
+from tests.support.helpers import AUTH_URL, SECRET, Caller
 
-pytest_plugins = ["tests.spec_coverage"]
-
-_TARGET = pytest.StashKey[Target]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "internal: needs our process or database (not black-box)")
-    config.addinivalue_line("markers", "blackbox: a hardening module that also runs by URL")
-    target = target_from(config)
-    config.stash[_TARGET] = target
-    if target.conformance:
-        from tests.spec_coverage import spec_ids  # imported once pytest_plugins has loaded it
-
-        config.pluginmanager.register(ConformancePlugin(config, target, spec_ids()), "conformance")
-
-
-@pytest.fixture(scope="session")
-def target(pytestconfig: pytest.Config) -> Target:
-    return pytestconfig.stash[_TARGET]
+# The SPEC ID table, and the conformance checker (`--base-url`): its `target` fixture too.
+pytest_plugins = ["tests.plugins.spec_coverage", "tests.plugins.conformance"]
 
 
 # --- database -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from backend.config import Settings
-from tests.helpers import Caller, FakeClock, count_tasks, create, make_token, signing_secret
+from tests.support.helpers import Caller, FakeClock, count_tasks, create, make_token, signing_secret
 
 # Every task endpoint, as (method, path below /api/{user_id}/tasks) with task id 1.
 ENDPOINTS = [

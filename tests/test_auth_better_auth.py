@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
-from tests.helpers import Caller
+from tests.support.better_auth import BetterAuth, better_auth  # noqa: F401 - the fixture
+from tests.support.helpers import Caller
 
 
 @pytest.mark.spec("FR-002", "A-2", "SC-008", "US-1.1", "US-2.1")

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.helpers import SECRET, Caller, count_tasks
+from tests.support.helpers import SECRET, Caller, count_tasks
 
 USER = "sessionUser0123456789abcdefghijk"
 OTHER = "otherUser0123456789abcdefghijklm"

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Engine
 from backend import embedded_db, migrate
 from backend.config import Settings, get_settings
 from backend.main import create_app
-from tests.helpers import Caller
+from tests.support.helpers import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
 

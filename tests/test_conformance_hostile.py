@@ -2,9 +2,9 @@
 a hang, a traceback or runaway memory, and no token or secret sent to any other host.
 
 Each run is `pytest --base-url URL …` in a subprocess (what `nox -s conformance` runs) against a
-server of tests/hostile_http.py on 127.0.0.1, with the secret in the environment; a second server
-on 127.0.0.2 is where every redirect points, and must see no connection at all. Each run's peak
-memory is its own (`os.wait4`), and each run is bounded by `RUN_SECONDS`.
+server of tests/support/hostile_http.py on 127.0.0.1, with the secret in the environment; a
+second server on 127.0.0.2 is where every redirect points, and must see no connection at all.
+Each run's peak memory is its own (`os.wait4`), and each run is bounded by `RUN_SECONDS`.
 """
 
 import os
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.bounded_http import TargetError
-from tests.conformance import ConformanceClient
-from tests.hostile_http import Answer, bomb, drip, endless, html, redirect, serving
+from tests.plugins.bounded_http import TargetError
+from tests.plugins.conformance import ConformanceClient
+from tests.support.hostile_http import Answer, bomb, drip, endless, html, redirect, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hostile-run-secret-0123456789abcdefghijklmnop"

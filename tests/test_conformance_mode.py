@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import URL, Engine
 
 from devtools.servers import Server, backend_server, free_port, mock_auth_server, running
-from tests.helpers import SECRET, count_tasks, unavailable
+from tests.support.helpers import SECRET, count_tasks, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^(\S+)\s+(pass|FAIL|n/a)\b\s*(.*)$", re.MULTILINE)
@@ -163,7 +163,7 @@ def test_a_broken_backend_fails_and_names_the_broken_ids(
     port = free_port()
     broken = Server(
         "broken backend",
-        [sys.executable, "-m", "uvicorn", "tests.broken_backend:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "tests.plugins.broken_backend:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         {**environment(database_url, auth_url,
                        BROKEN="unscoped-list,accept-bad-signature,patch-only"),

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller
+from tests.support.helpers import Caller
 
 
 @pytest.mark.spec("FR-016", "A-6", "SC-008", "FR-021")

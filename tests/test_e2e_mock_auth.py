@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from devtools.servers import backend_server, free_port, mock_auth_server, running
-from tests.helpers import SECRET
+from tests.support.helpers import SECRET
 
 PASSWORD = "correct horse battery staple"
 MODES = ("hs256", "eddsa")

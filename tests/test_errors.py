@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.helpers import AUTH_URL, SECRET, Caller
+from tests.support.helpers import AUTH_URL, SECRET, Caller
 
 FRONTEND = AUTH_URL  # the frontend origin of the apps these tests build themselves
 

@@ -20,7 +20,7 @@ from devtools.haproxy import Checks
 from loadtests import outcomes
 from loadtests.fleet import DATABASE, ROLLING, Result, report, run
 from loadtests.fleet_stack import Fleet, Layout, missing_tools, started
-from tests.helpers import unavailable
+from tests.support.helpers import unavailable
 
 DRAIN = 1.5
 # Out of rotation within inter + fastinter = 0.7 s of the drain's start: well inside it.

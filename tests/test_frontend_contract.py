@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 

@@ -26,8 +26,8 @@ from backend.db import Database
 from backend.idempotency import ExpiredKeyCleanup, InvalidKeyError, parse_key
 from backend.main import database_limits
 from loadtests.latency_proxy import LatencyProxy
-from tests.hardening.hardening_support import app_database, proxy_target
-from tests.helpers import Caller
+from tests.support.hardening import app_database, proxy_target
+from tests.support.helpers import Caller
 
 KEY = "Idempotency-Key"
 

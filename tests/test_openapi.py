@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 OPERATIONS = {
     ("/api/{user_id}/tasks", "get"): "listTasks",

@@ -13,8 +13,8 @@ from sqlalchemy.engine import URL
 
 from backend.config import Settings
 from devtools.servers import Redis, backend_server, redis_server, running
-from tests.hardening.hardening_support import backend_env
-from tests.helpers import Caller, unavailable
+from tests.support.hardening import backend_env
+from tests.support.helpers import Caller, unavailable
 
 
 @pytest.mark.spec("A-7", "FR-018")

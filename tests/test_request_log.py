@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.config import Settings
-from tests.helpers import SECRET, Caller, create
+from tests.support.helpers import SECRET, Caller, create
 
 ACCESS = "backend.access"
 

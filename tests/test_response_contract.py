@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.models import TaskPublic
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 CLIENT_DOCUMENT = Path(__file__).parent.parent / "clients" / "typescript" / "openapi.json"
 ONE = TypeAdapter(TaskPublic)

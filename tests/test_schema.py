@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from backend import crud
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 
 @pytest.mark.spec("FR-013", "FR-014")

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 
 from backend.__main__ import parse_args
 from devtools.servers import backend_server, running
-from tests.helpers import AUTH_URL, SECRET, Caller
+from tests.support.helpers import AUTH_URL, SECRET, Caller
 
 ROOT = Path(__file__).resolve().parent.parent
 

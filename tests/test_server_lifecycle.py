@@ -19,8 +19,8 @@ from sqlalchemy.engine import URL
 
 from devtools.servers import Server, backend_server, free_port
 from loadtests.probe import Prober
-from tests.hardening.hardening_support import backend_env, url_string
-from tests.helpers import SECRET, Caller
+from tests.support.hardening import backend_env, url_string
+from tests.support.helpers import SECRET, Caller
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller
+from tests.support.helpers import Caller
 
 TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
 

@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from tests.helpers import Caller, count_tasks, create
+from tests.support.helpers import Caller, count_tasks, create
 
 
 @pytest.mark.spec("US-5", "FR-012", "SC-005")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller
+from tests.support.helpers import Caller
 
 KEY = "Idempotency-Key"
 

@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 
 def titles(response_json: list[dict[str, object]]) -> list[object]:

@@ -5,7 +5,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Caller, create
+from tests.support.helpers import Caller, create
 
 
 @pytest.mark.spec("US-4", "FR-011", "SC-005")

@@ -30,8 +30,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from devtools.servers import Server, backend_server, running
 from loadtests.latency_proxy import LatencyProxy
-from tests.hardening.hardening_support import backend_env, proxy_target
-from tests.helpers import make_token, unavailable
+from tests.support.hardening import backend_env, proxy_target
+from tests.support.helpers import make_token, unavailable
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "typescript"
 

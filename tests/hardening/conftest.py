@@ -2,7 +2,8 @@
 
 - Hypothesis profiles `hardening` (the default, bounded for the normal run) and `fuzz` (long);
   `HYPOTHESIS_PROFILE=fuzz` picks the long one. They are applied per test through
-  `hardening_support.hypothesis_settings()`, never loaded globally, so other tests keep theirs.
+  `tests.support.hardening.hypothesis_settings()`, never loaded globally, so other tests keep
+  theirs.
 - Each group of hardening tests reports one line (cases tried, failures); the lines are printed
   at the end of the run under "hardening summary".
 - `live_backend`: one real uvicorn serving the session database, shared by the tests that need
@@ -23,9 +24,9 @@ from backend.config import Settings
 from backend.main import create_app
 from devtools.servers import Server, backend_server
 from loadtests.latency_proxy import LatencyProxy
-from tests.hardening.hardening_support import SUMMARY, backend_env, proxy_target
-from tests.hardening.neon_support import CONNECT_TIMEOUT, DEADLINE
-from tests.helpers import AUTH_URL, SECRET
+from tests.support.hardening import SUMMARY, backend_env, proxy_target
+from tests.support.helpers import AUTH_URL, SECRET
+from tests.support.neon import CONNECT_TIMEOUT, DEADLINE
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 

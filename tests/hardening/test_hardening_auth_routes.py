@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Mount
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.hardening.hardening_support import report
-from tests.helpers import Caller
+from tests.support.hardening import report
+from tests.support.helpers import Caller
 
 EXAMPLE_PARAMS = {"user_id": "alice-0123456789abcdefghijklmnop", "task_id": "1"}
 NO_TOKEN: dict[str, str] = {}

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from tests.better_auth_harness import BetterAuth, SignedUp, better_auth  # noqa: F401 - the fixture
-from tests.helpers import Caller, count_tasks
+from tests.support.better_auth import BetterAuth, SignedUp, better_auth  # noqa: F401 - the fixture
+from tests.support.helpers import Caller, count_tasks
 
 ROUTES = [
     ("GET", ""),

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from devtools.servers import Server
-from tests.hardening.hardening_support import report
-from tests.helpers import Caller
+from tests.support.hardening import report
+from tests.support.helpers import Caller
 
 N = 50
 

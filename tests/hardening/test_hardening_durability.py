@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from devtools.servers import Server, backend_server
-from tests.hardening.hardening_support import PrivatePostgres, backend_env, private_postgres, report
-from tests.helpers import Caller
+from tests.support.hardening import PrivatePostgres, backend_env, private_postgres, report
+from tests.support.helpers import Caller
 
 USER = Caller("durable-user-0123456789abcdefghi")
 WRITERS = 4

@@ -30,8 +30,8 @@ from backend.config import Settings
 from backend.pool import CANCELLING, OPENING
 from devtools.servers import Server, backend_server, running
 from loadtests.latency_proxy import LatencyProxy
-from tests.hardening.hardening_support import backend_env, fill_pool, proxy_target, report, via
-from tests.helpers import Caller
+from tests.support.hardening import backend_env, fill_pool, proxy_target, report, via
+from tests.support.helpers import Caller
 
 SC_001 = 2.0
 

@@ -24,8 +24,8 @@ from sqlalchemy.engine import URL, Engine
 
 from backend.http_protocol import EdgeLimits
 from devtools.servers import Server, backend_server
-from tests.hardening.hardening_support import backend_env, raw_exchange, report, status_of
-from tests.helpers import Caller, count_tasks
+from tests.support.hardening import backend_env, raw_exchange, report, status_of
+from tests.support.helpers import Caller, count_tasks
 
 HEAD_TIMEOUT = 1.0
 LINGER = EdgeLimits().linger

@@ -18,7 +18,7 @@ from backend.config import Settings
 from backend.http_protocol import MAX_HEAD_BYTES, HardenedHttpToolsProtocol
 from backend.main import create_app
 from devtools.servers import free_port
-from tests.hardening.hardening_support import raw_exchange, status_of
+from tests.support.hardening import raw_exchange, status_of
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.hardening.hardening_support import hypothesis_settings, report
-from tests.helpers import Caller
+from tests.support.hardening import hypothesis_settings, report
+from tests.support.helpers import Caller
 
 USERS = [Caller("iso-alice"), Caller("iso-bob"), Caller("iso-carol")]
 FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from tests.hardening.hardening_support import report
-from tests.helpers import SECRET, Caller, count_tasks, make_token
+from tests.support.hardening import report
+from tests.support.helpers import SECRET, Caller, count_tasks, make_token
 
 USER = "alice-0123456789abcdefghijklmnop"
 ATTACKER_JWKS = "https://attacker.example/jwks.json"

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from devtools.servers import Server
-from tests.hardening.hardening_support import HTTPResponse, raw_exchange, report, status_of
-from tests.helpers import Caller, count_tasks, create
+from tests.support.hardening import HTTPResponse, raw_exchange, report, status_of
+from tests.support.helpers import Caller, count_tasks, create
 
 LIMIT = 64 * 1024
 ANSWER_WITHIN = 2.0  # SC-001: every API call answers within 2 s, attacks under way or not

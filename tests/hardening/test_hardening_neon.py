@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Engine
 
 from backend import migrate
 from loadtests.latency_proxy import LatencyProxy
-from tests.hardening.hardening_support import (
+from tests.support.hardening import (
     app_database,
     fetch_on,
     fill_pool,
@@ -35,7 +35,8 @@ from tests.hardening.hardening_support import (
     url_string,
     via,
 )
-from tests.hardening.neon_support import (
+from tests.support.helpers import SECRET, Caller, count_tasks, unavailable
+from tests.support.neon import (
     CONNECT_TIMEOUT,
     DEADLINE,
     NEON_HOST,
@@ -46,8 +47,7 @@ from tests.hardening.neon_support import (
     summary,
     timed,
 )
-from tests.hardening.neon_support import tls_postgres as start_tls_postgres
-from tests.helpers import SECRET, Caller, count_tasks, unavailable
+from tests.support.neon import tls_postgres as start_tls_postgres
 
 ROOT = Path(__file__).parent.parent.parent
 

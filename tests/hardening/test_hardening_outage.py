@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from backend.config import Settings
 from backend.db import Row
 from backend.main import create_app
-from tests.hardening.hardening_support import (
+from tests.support.hardening import (
     PrivatePostgres,
     app_database,
     fill_pool,
@@ -27,7 +27,7 @@ from tests.hardening.hardening_support import (
     report,
     url_string,
 )
-from tests.helpers import AUTH_URL, SECRET, Caller
+from tests.support.helpers import AUTH_URL, SECRET, Caller
 
 POOL_SIZE = 5
 CONNECT_TIMEOUT = 2

@@ -20,9 +20,9 @@ from backend import migrate
 from backend.config import Settings
 from backend.main import create_app
 from devtools.pgbouncer import PgBouncer, pgbouncer, pgbouncer_binary
-from tests.hardening.hardening_support import HTTPResponse, private_postgres, report
-from tests.hardening.neon_support import DEADLINE, ENDPOINT, run_locked_row_case
-from tests.helpers import AUTH_URL, SECRET, Caller, unavailable
+from tests.support.hardening import HTTPResponse, private_postgres, report
+from tests.support.helpers import AUTH_URL, SECRET, Caller, unavailable
+from tests.support.neon import DEADLINE, ENDPOINT, run_locked_row_case
 
 USER = Caller("pooled-user-0123456789abcdefghij")
 

@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.hardening.hardening_support import hypothesis_settings, report
-from tests.helpers import Caller
+from tests.support.hardening import hypothesis_settings, report
+from tests.support.helpers import Caller
 
 FUZZER = Caller("fuzz-user-0123456789abcdefghijk")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0")) or 25

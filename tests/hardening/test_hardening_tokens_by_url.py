@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 
-from tests.conformance import Target
-from tests.helpers import Caller, signing_secret
+from tests.plugins.conformance import Target
+from tests.support.helpers import Caller, signing_secret
 
 pytestmark = pytest.mark.blackbox
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
+from tests.support.better_auth import BetterAuth, better_auth  # noqa: F401 - the fixture
 
 MakeClient = Callable[..., TestClient]
 PASSWORD = "correct horse battery"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.better_auth_harness import BetterAuth, better_auth  # noqa: F401 - the fixture
+from tests.support.better_auth import BetterAuth, better_auth  # noqa: F401 - the fixture
 
 ORIGIN = "http://localhost:3000"  # mock_auth's BETTER_AUTH_URL in these tests
 AUTHORITY = ORIGIN.removeprefix("http://")

@@ -37,8 +37,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from devtools.servers import free_port
-from tests.hardening.hardening_support import report
-from tests.helpers import Caller, unavailable
+from tests.support.hardening import report
+from tests.support.helpers import Caller, unavailable
 
 DEADLINE = 0.5  # DB_STATEMENT_TIMEOUT_SECONDS in the failure tests (default 1.5)
 CONNECT_TIMEOUT = 2  # DB_CONNECT_TIMEOUT_SECONDS there (default 5; libpq's least is 2)

@@ -22,9 +22,9 @@ from typing import NoReturn
 import httpx
 import pytest
 
-from tests.helpers import SECRET, unavailable
+from tests.support.helpers import SECRET, unavailable
 
-HARNESS = Path(__file__).parent / "better_auth"
+HARNESS = Path(__file__).parents[1] / "better_auth"
 START_TIMEOUT_SECONDS = 30
 
 

@@ -1,7 +1,7 @@
 """Helpers tests import: signed callers, token minting, direct database counts.
 
 (Fixtures live in conftest.py; these are plain functions and classes, imported as
-`from tests.helpers import ...`.)
+`from tests.support.helpers import ...`.)
 """
 
 import os
@@ -19,7 +19,8 @@ SECRET = "test-secret-that-is-at-least-32-bytes-long"
 AUTH_URL = "http://localhost:3000"
 
 # The secret tokens are minted with: ours, or the target's in conformance mode
-# (tests/conformance.py), where `None` means "not given": checks that mint are not applicable.
+# (tests/plugins/conformance.py), where `None` means "not given": checks that mint are not
+# applicable.
 _signing_secret: str | None = SECRET
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from backend import embedded_db, migrate
 from backend.db import Database, Row
 from loadtests.latency_proxy import LatencyProxy
-from tests.helpers import SECRET
+from tests.support.helpers import SECRET
 
 SUMMARY: list[str] = []
 

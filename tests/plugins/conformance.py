@@ -16,10 +16,10 @@ the responses and deleted at the end of the session (also after Ctrl-C: pytest s
 `pytest_sessionfinish`); at most `--max-requests` requests at no more than `--rate` per second;
 `--dry-run` lists the checks and the kinds of requests they send, and sends nothing.
 
-Safety against a hostile or broken server (tests/bounded_http.py): each request has a wall-clock
-deadline (`--request-timeout`) and a 1 MiB answer cap, compressed answers are refused, redirects
-are never followed (the Authorization header goes to the URL asked for only), and the whole run
-stops after `--max-seconds`: each failure is a FAIL line with a one-line reason.
+Safety against a hostile or broken server (tests/plugins/bounded_http.py): each request has a
+wall-clock deadline (`--request-timeout`) and a 1 MiB answer cap, compressed answers are
+refused, redirects are never followed (the Authorization header goes to the URL asked for only),
+and the whole run stops after `--max-seconds`: each failure is a FAIL line with a one-line reason.
 
 The secret never travels on a command line (nox echoes its commands into CI logs, `ps` shows
 them): it comes from `BETTER_AUTH_SECRET` in the environment or from `--secret-file`, and
@@ -43,8 +43,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.bounded_http import BoundedClient, BoundedLoop, TargetError
-from tests.helpers import Caller, use_signing_secret
+from tests.plugins.bounded_http import BoundedClient, BoundedLoop, TargetError
+from tests.support.helpers import Caller, use_signing_secret
 
 # Fixtures that reach inside our own process: a test asking for one is not black-box.
 INTERNAL_FIXTURES = frozenset(
@@ -128,7 +128,7 @@ RUN_STOPPERS = {
 
 
 class ConformanceClient:
-    """A bounded client on the target (tests/bounded_http.py) with the `TestClient` call surface.
+    """A bounded client on the target (`bounded_http`) with the `TestClient` call surface.
 
     Every request passes the budget, the run's time bound and the rate limiter; every task a 201
     reports is remembered (URL and the caller's Authorization) until a DELETE removes it, and
@@ -540,3 +540,29 @@ class ConformancePlugin:
         client.close()
         if left and session.exitstatus == 0:
             session.exitstatus = 1
+
+
+# --- the plugin's hooks and fixture (registered by tests/conftest.py's `pytest_plugins`) ---------
+
+_TARGET = pytest.StashKey[Target]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "internal: needs our process or database (not black-box)")
+    config.addinivalue_line("markers", "blackbox: a hardening module that also runs by URL")
+    target = target_from(config)
+    config.stash[_TARGET] = target
+    if target.conformance:
+        from tests.plugins.spec_coverage import spec_ids
+
+        config.pluginmanager.register(ConformancePlugin(config, target, spec_ids()), "conformance")
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    """Where the tests go: our app in process, or the backend at `--base-url`."""
+    return pytestconfig.stash[_TARGET]

@@ -1,6 +1,7 @@
 """Deliberately broken copies of our backend, for proving that conformance mode catches them.
 
-`uvicorn tests.broken_backend:create_app --factory` with `BROKEN=` a comma-separated list of:
+`uvicorn tests.plugins.broken_backend:create_app --factory` with `BROKEN=` a comma-separated
+list of:
 
 - `unscoped-list` — the list answers every user's tasks (FR-006/FR-008/US-2.1/SC-002 broken),
 - `accept-bad-signature` — a token whose signature does not verify is re-signed before the real

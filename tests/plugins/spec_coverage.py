@@ -3,7 +3,7 @@
 Every test names the IDs it proves with `@pytest.mark.spec(...)`; the summary at the end of a
 run lists each ID with its tests. With `SPEC_COVERAGE_STRICT=1` (as `nox -s tests` sets) a full
 run fails when an ID has no test, a marker names no ID, or a test has no marker. Conformance
-mode (tests/conformance.py) prints its own table instead. Registered by tests/conftest.py.
+mode (tests/plugins/conformance.py) prints its own table instead. Registered by tests/conftest.py.
 """
 
 import os
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-SPEC_FILE = Path(__file__).parent.parent / "docs" / "SPEC.md"
+SPEC_FILE = Path(__file__).parents[2] / "docs" / "SPEC.md"
 SPEC_ID = re.compile(r"\b(US-\d+(?:\.\d+)?|FR-\d{3}|SC-\d{3}|EC-\d+|A-\d+)\b")
 _covered: dict[str, list[str]] = defaultdict(list)
 _unknown: set[str] = set()

@@ -1,0 +1,1 @@
+"""What tests import: signed callers and tokens, real servers and hostile peers to drive."""
