@@ -15,8 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from backend import migrate, openapi
-from backend.auth.jwks import JwksKeySource
-from backend.auth.jwt import TokenVerifier
+from backend.auth.jwks import JwksConfig, JwksKeySource
+from backend.auth.jwt import TokenPolicy, TokenVerifier
 from backend.auth.sessions import SessionLookup
 from backend.config import Settings, get_settings
 from backend.db import Database, DatabaseLimits
@@ -53,6 +53,30 @@ def database_limits(settings: Settings) -> DatabaseLimits:
     )
 
 
+def token_policy(settings: Settings) -> TokenPolicy:
+    """What proves a user, from the one `Settings` (which the auth layer never sees)."""
+    return TokenPolicy(
+        secret=settings.better_auth_secret.get_secret_value().encode(),
+        leeway=settings.jwt_leeway_seconds,
+        user_id_claims=tuple(settings.jwt_user_id_claims),
+        issuer=tuple(settings.jwt_issuer),
+        audience=tuple(settings.jwt_audience),
+        origin=settings.auth_origin,
+        jwks_ttl=settings.jwks_cache_ttl_seconds,
+    )
+
+
+def jwks_config(settings: Settings) -> JwksConfig:
+    """Where Better Auth's keys are and how long a copy lasts, from the one `Settings`."""
+    return JwksConfig(
+        url=settings.jwks_url,
+        timeout=settings.jwks_timeout_seconds,
+        ttl=settings.jwks_cache_ttl_seconds,
+        min_refetch=settings.jwks_min_refetch_seconds,
+        max_staleness=settings.jwks_max_staleness_seconds,
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -67,7 +91,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.better_auth_session_lookup
         else None
     )
-    app.state.verifier = TokenVerifier(settings, JwksKeySource(settings), sessions)
+    app.state.verifier = TokenVerifier(
+        token_policy(settings), JwksKeySource(jwks_config(settings)), sessions
+    )
     storage = settings.rate_limit_storage_url
     app.state.rate_limiter = limiter = RateLimiter(
         settings.rate_limit_per_minute, storage.get_secret_value() if storage else None

@@ -32,7 +32,7 @@ from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import TokenVerifier
 from backend.config import Settings
 from backend.db import normalize_url
-from backend.main import create_app
+from backend.main import create_app, jwks_config, token_policy
 from tests.plugins.conformance import Target
 from tests.support.helpers import AUTH_URL, SECRET, Caller
 
@@ -161,8 +161,8 @@ def make_client(
             assert not settings.better_auth_session_lookup, "clock= covers JWT verification only"
             assert client.portal is not None
             client.portal.call(app.state.verifier.aclose)
-            keys = JwksKeySource(settings, clock=clock)
-            app.state.verifier = TokenVerifier(settings, keys, clock=clock)
+            keys = JwksKeySource(jwks_config(settings), clock=clock)
+            app.state.verifier = TokenVerifier(token_policy(settings), keys, clock=clock)
         return client
 
     yield make

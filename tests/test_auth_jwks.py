@@ -31,8 +31,9 @@ from sqlalchemy.engine import Engine
 from backend.auth.jwks import JwksKeySource
 from backend.auth.jwt import InvalidTokenError
 from backend.config import Settings
-from tests.helpers import Caller, FakeClock, count_tasks
-from tests.hostile_http import json_answer, redirect, serving
+from backend.main import jwks_config
+from tests.support.helpers import Caller, FakeClock, count_tasks
+from tests.support.hostile_http import json_answer, redirect, serving
 
 AUTH_URL = "http://auth.test:3000"
 JWKS_URL = f"{AUTH_URL}/api/auth/jwks"
@@ -617,7 +618,7 @@ def run(scenario: Callable[[JwksKeySource], Any], settings: Settings, clock: Fak
     """Run `scenario` with a fresh key source in one event loop (the source's lock lives there)."""
 
     async def main() -> None:
-        source = JwksKeySource(settings, clock=clock)
+        source = JwksKeySource(jwks_config(settings), clock=clock)
         try:
             await scenario(source)
         finally:

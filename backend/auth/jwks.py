@@ -33,7 +33,6 @@ import httpx
 import jwt
 
 from backend.auth.jwt import InvalidTokenError
-from backend.config import Settings
 
 logger = logging.getLogger("backend.auth")
 
@@ -94,15 +93,26 @@ def parse_jwks(document: object) -> list[VerificationKey]:
     return keys
 
 
-class JwksKeySource:
-    """`KeySource` backed by the JWKS at `Settings.jwks_url`."""
+@dataclass(frozen=True, slots=True)
+class JwksConfig:
+    """Where the keys are and how long a copy lasts (`Settings` fields `jwks_*`)."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._url = settings.jwks_url
-        self._timeout = settings.jwks_timeout_seconds
-        self._ttl = settings.jwks_cache_ttl_seconds
-        self._min_refetch = settings.jwks_min_refetch_seconds
-        self._max_staleness = settings.jwks_max_staleness_seconds
+    url: str
+    timeout: float
+    ttl: float
+    min_refetch: float
+    max_staleness: float
+
+
+class JwksKeySource:
+    """`KeySource` backed by the JWKS at `JwksConfig.url`."""
+
+    def __init__(self, config: JwksConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._url = config.url
+        self._timeout = config.timeout
+        self._ttl = config.ttl
+        self._min_refetch = config.min_refetch
+        self._max_staleness = config.max_staleness
         # No redirect is followed: the keys must come from the configured URL itself, and the
         # auth server's answer must not send us (and its keys' trust) to a host of its choosing.
         self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)

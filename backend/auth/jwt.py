@@ -29,8 +29,6 @@ from typing import Any, Protocol
 
 import jwt
 
-from backend.config import Settings
-
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES512", "PS256", "RS256"})
 MAX_TOKEN_LENGTH = 8192
@@ -82,27 +80,42 @@ class _Verified:
     recheck: float  # wall clock: verify again from scratch after this (JWKS tokens only)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """What a token must be to prove a user (`Settings` fields `better_auth_*`, `jwt_*`).
+
+    `issuer` / `audience` empty: HMAC tokens are not checked for them, and JWKS tokens must name
+    `origin` (Better Auth's JWT plugin sets iss = aud = the app's origin unless configured)."""
+
+    secret: bytes
+    leeway: float
+    user_id_claims: tuple[str, ...]
+    issuer: tuple[str, ...]
+    audience: tuple[str, ...]
+    origin: str
+    jwks_ttl: float  # a JWKS-proven token is verified again after this
+
+
 class TokenVerifier:
     """Verifies tokens against one clock: `exp`, `nbf` and `iat` are wall-clock seconds, so
     `clock` is the wall clock (`time.time`) unless a test moves time itself."""
 
     def __init__(
         self,
-        settings: Settings,
+        policy: TokenPolicy,
         keys: KeySource | None = None,
         sessions: SessionSource | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = settings.better_auth_secret.get_secret_value().encode()
-        self._leeway = settings.jwt_leeway_seconds
-        self._user_id_claims = tuple(settings.jwt_user_id_claims)
-        self._hmac_issuer = settings.jwt_issuer or None
-        self._hmac_audience = settings.jwt_audience or None
-        # Better Auth's JWT plugin sets iss = aud = the app's origin unless configured otherwise.
-        self._jwks_issuer = settings.jwt_issuer or [settings.auth_origin]
-        self._jwks_audience = settings.jwt_audience or [settings.auth_origin]
-        self._jwks_ttl = settings.jwks_cache_ttl_seconds
+        self._secret = policy.secret
+        self._leeway = policy.leeway
+        self._user_id_claims = policy.user_id_claims
+        self._hmac_issuer = list(policy.issuer) or None
+        self._hmac_audience = list(policy.audience) or None
+        self._jwks_issuer = list(policy.issuer) or [policy.origin]
+        self._jwks_audience = list(policy.audience) or [policy.origin]
+        self._jwks_ttl = policy.jwks_ttl
         self._keys = keys
         self._sessions = sessions
         self._clock = clock
