@@ -191,17 +191,10 @@ class HardenedHttpToolsProtocol(MessageLimitedProtocol):
     within `head_timeout`; connections per worker; `Connection: close` while the worker drains;
     a read whose client went away cancelled (see the module docstring)."""
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._watch = Watchdog(self.loop, self._limits.head_timeout, self._timed_out)
+    _watch: Watchdog
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._watch = Watchdog(self.loop, self._limits.head_timeout, self._timed_out)
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
             self._refusal = OVERLOADED

@@ -15,7 +15,7 @@ from alembic.config import Config
 from fastapi.testclient import TestClient
 from pydantic_core import PydanticUndefined
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL
 
 from backend import embedded_db, migrate
 from backend.config import Settings, get_settings
@@ -23,17 +23,6 @@ from backend.main import create_app
 from tests.support.helpers import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def scratch_database(db_engine: Engine, database_url: URL) -> Iterator[URL]:
-    """An empty database beside the test one, for running migrations from scratch."""
-    with db_engine.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS migration_scratch"))
-        connection.execute(text("CREATE DATABASE migration_scratch"))
-    yield database_url.set(database="migration_scratch")
-    with db_engine.connect() as connection:
-        connection.execute(text("DROP DATABASE migration_scratch WITH (FORCE)"))
 
 
 @pytest.fixture
@@ -95,23 +84,23 @@ def test_settings_come_from_the_environment_and_dot_env(
 
 
 @pytest.mark.spec("FR-014", "FR-013")
-def test_migrations_run_up_down_and_up_again(scratch_database: URL) -> None:
-    migrate.upgrade(scratch_database)
-    assert tables(scratch_database) == {"task", "idempotency_key", "alembic_version"}
+def test_migrations_run_up_down_and_up_again(empty_database: URL) -> None:
+    migrate.upgrade(empty_database)
+    assert tables(empty_database) == {"task", "idempotency_key", "alembic_version"}
 
-    command.downgrade(migrate.alembic_config(scratch_database), "base")
-    assert tables(scratch_database) == {"alembic_version"}
+    command.downgrade(migrate.alembic_config(empty_database), "base")
+    assert tables(empty_database) == {"alembic_version"}
 
-    migrate.upgrade(scratch_database)
-    assert "task" in tables(scratch_database)
+    migrate.upgrade(empty_database)
+    assert "task" in tables(empty_database)
 
 
 @pytest.mark.spec("FR-014", "FR-021", "SC-012")
 def test_later_migrations_arrive_on_a_populated_database_leaving_its_tasks_as_they_were(
-    scratch_database: URL,
+    empty_database: URL,
 ) -> None:
-    migrate.upgrade(scratch_database, "0001")
-    engine = create_engine(scratch_database, isolation_level="AUTOCOMMIT")
+    migrate.upgrade(empty_database, "0001")
+    engine = create_engine(empty_database, isolation_level="AUTOCOMMIT")
     fingerprint = text("SELECT count(*), md5(string_agg(task::text, ',' ORDER BY id)) FROM task")
     try:
         with engine.connect() as connection:
@@ -123,7 +112,7 @@ def test_later_migrations_arrive_on_a_populated_database_leaving_its_tasks_as_th
             )
             before = connection.execute(fingerprint).one()
 
-        migrate.upgrade(scratch_database)
+        migrate.upgrade(empty_database)
 
         with engine.connect() as connection:
             after = connection.execute(fingerprint).one()
@@ -145,17 +134,17 @@ def test_later_migrations_arrive_on_a_populated_database_leaving_its_tasks_as_th
 
 @pytest.mark.spec("FR-014", "FR-015")
 def test_nox_migrate_and_the_alembic_cli_use_the_configured_database(
-    environment: pytest.MonkeyPatch, scratch_database: URL, capsys: pytest.CaptureFixture[str]
+    environment: pytest.MonkeyPatch, empty_database: URL, capsys: pytest.CaptureFixture[str]
 ) -> None:
     environment.setenv("BETTER_AUTH_SECRET", "s")
-    environment.setenv("NEON_DATABASE_URL", scratch_database.render_as_string(hide_password=False))
+    environment.setenv("NEON_DATABASE_URL", empty_database.render_as_string(hide_password=False))
 
     migrate.main()
     command.downgrade(Config(str(ROOT / "alembic.ini")), "base")
     command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
 
     assert "newest revision" in capsys.readouterr().out
-    assert "task" in tables(scratch_database)
+    assert "task" in tables(empty_database)
 
 
 @pytest.mark.spec("FR-015")

@@ -29,6 +29,20 @@ class Health(BaseModel):
     detail: str
 
 
+def answers(unavailable: type[BaseModel] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The documented answers besides 200: 405, and 503 with `Retry-After` where one may come."""
+    documented: dict[int | str, dict[str, Any]] = {405: ERROR_RESPONSES[405]}
+    if unavailable is not None:
+        headers = {"Retry-After": RETRY_AFTER_HEADER}
+        documented[503] = {"model": unavailable, "headers": headers}
+    return documented
+
+
+def unavailable(response: Response, retry_after: int) -> None:
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    response.headers["Retry-After"] = str(retry_after)
+
+
 class Probe(BaseModel):
     status: Literal["ok", "draining"]
 
@@ -38,17 +52,13 @@ class Probe(BaseModel):
     operation_id="health",
     summary="Database reachability",
     openapi_extra=PUBLIC,
-    responses={
-        405: ERROR_RESPONSES[405],
-        503: {"model": Health, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
-    },
+    responses=answers(Health),
 )
 async def health(db: DatabaseDep, response: Response) -> Health:
     try:
         await db.ping()
     except DatabaseUnavailableError:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+        unavailable(response, DB_RETRY_AFTER_SECONDS)
         return Health(status="unavailable", database="unreachable", detail="Database unreachable")
     return Health(status="ok", database="reachable", detail="OK")
 
@@ -58,7 +68,7 @@ async def health(db: DatabaseDep, response: Response) -> Health:
     operation_id="healthLive",
     summary="Liveness: the process answers",
     openapi_extra=PUBLIC,
-    responses={405: ERROR_RESPONSES[405]},
+    responses=answers(),
 )
 async def live() -> Probe:
     return Probe(status="ok")
@@ -69,14 +79,10 @@ async def live() -> Probe:
     operation_id="healthReady",
     summary="Readiness: 503 while draining for shutdown",
     openapi_extra=PUBLIC,
-    responses={
-        405: ERROR_RESPONSES[405],
-        503: {"model": Probe, "headers": {"Retry-After": RETRY_AFTER_HEADER}},
-    },
+    responses=answers(Probe),
 )
 async def ready(request: Request, response: Response) -> Probe:
     if request.app.state.lifecycle.draining:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["Retry-After"] = "1"
+        unavailable(response, 1)
         return Probe(status="draining")
     return Probe(status="ok")
