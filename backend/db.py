@@ -134,9 +134,9 @@ class Database:
             try:
                 async with asyncio.timeout(self._deadline):
                     if time.monotonic() - connection.idle_since > self._ping_idle:
-                        await pg.execute(connection.raw, "SELECT 1", None)
+                        await pg.execute(connection.cursor(), "SELECT 1", None)
                     sent = True
-                    rows = await pg.execute(connection.raw, sql, params)
+                    rows = await pg.execute(connection.cursor(), sql, params)
             except TimeoutError:
                 pool.abandon(connection)
                 raise StatementTimeoutError("statement cancelled at the deadline") from None

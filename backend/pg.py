@@ -100,12 +100,13 @@ def _close_started(start: "asyncio.Future[Any]") -> None:
         close(start.result())
 
 
-async def execute(raw: Any, sql: str, params: Mapping[str, Any] | None) -> list[Row]:
-    # No `with`: closing a cursor whose statement is still running raises, and would hide why
-    # it stopped (the deadline, a cancel). An unclosed cursor is freed with its object.
-    cursor = raw.cursor()
+async def execute(cursor: Any, sql: str, params: Mapping[str, Any] | None) -> list[Row]:
+    """Run `sql` on `cursor` (a new one of its connection's); the rows, and the cursor closed.
+
+    Left open when the statement stops some other way (the deadline, a cancel): closing a
+    cursor whose statement still runs raises and would hide why; and `settle` needs it."""
     cursor.execute(sql, params)
-    await wait(raw)
+    await wait(cursor.connection)
     rows: list[Row] = cursor.fetchall() if cursor.description is not None else []
     cursor.close()
     return rows
@@ -130,6 +131,19 @@ async def cancel(raw: Any) -> str | None:
             await _ready(_libpq.PQcancelSocket(handle), writing=state == _POLLING_WRITING)
     finally:
         _libpq.PQcancelFinish(handle)
+
+
+async def settle(cursor: Any) -> bool:
+    """After a cancel the server answered: wait for the end of the statement `cursor` runs
+    (psycopg2 reads its result into that very cursor); True if the cancel landed on it, so
+    none is left to hit the connection's next statement. Unbounded, like `cancel`."""
+    try:
+        await wait(cursor.connection)
+    except psycopg2.extensions.QueryCanceledError:
+        return not cursor.connection.closed
+    except psycopg2.Error:
+        return False
+    return False  # it ended first: the cancel may still be on its way to the next statement
 
 
 def _cancel_error(handle: int) -> str:

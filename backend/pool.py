@@ -42,11 +42,17 @@ class PoolLimits:
 class Connection:
     """A pooled asynchronous psycopg2 connection and the times the checkout judges it by."""
 
-    __slots__ = ("born", "idle_since", "raw")
+    __slots__ = ("born", "idle_since", "raw", "statement")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.born = self.idle_since = time.monotonic()
+        self.statement: Any = None  # the cursor of the last statement: kept for `pg.settle`
+
+    def cursor(self) -> Any:
+        """A cursor for the next statement, held here until the next one replaces it."""
+        self.statement = self.raw.cursor()
+        return self.statement
 
     def usable(self, recycle: float) -> bool:
         """Open, younger than `recycle`, and not closed by the server while it sat idle."""
@@ -188,20 +194,37 @@ class Pool:
             self._grow()
 
     async def _cancel(self, connection: Connection) -> None:
-        """Cancel on the server, then close: a few at a time, none into a database known not
-        to answer (a stall's stuck statements would each send one more connection into it)."""
+        """Cancel on the server, a few at a time, none into a database known not to answer (a
+        stall's stuck statements would each send one more connection into it); then back to
+        the pool once the cancel provably landed, else closed. Reused, a noisy user's
+        statements past the deadline do not make everyone else wait for fresh connections."""
         refused = None
+        settled = False
         try:
             async with self._cancel_slots:
                 if not self._breaker.open:
                     async with asyncio.timeout(CANCEL_TIMEOUT):
                         refused = await pg.cancel(connection.raw)
+                    if refused is None:
+                        settled = await self._settle(connection)
         except TimeoutError:
             refused = f"no answer within {CANCEL_TIMEOUT:g} s"
         finally:
-            self.discard(connection)
+            if settled:
+                self.release(connection)
+            else:
+                self.discard(connection)
         if refused is not None:
             self._breaker.failed(f"a statement past its deadline could not be cancelled: {refused}")
+
+    async def _settle(self, connection: Connection) -> bool:
+        """`pg.settle` within `CANCEL_TIMEOUT`: a statement that outlasts an answered cancel
+        costs its connection, not the breaker's trust."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                return await pg.settle(connection.statement)
+        except TimeoutError:
+            return False
 
     def _freed(self) -> None:
         self._size -= 1
