@@ -54,6 +54,23 @@ class Connection:
         self.statement = self.raw.cursor()
         return self.statement
 
+    async def cancel(self) -> str | None:
+        """Cancel the statement in flight: None once the server answered, else why not."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                return await pg.cancel(self.raw)
+        except TimeoutError:
+            return f"no answer within {CANCEL_TIMEOUT:g} s"
+
+    async def settle(self) -> bool:
+        """After an answered cancel: whether it landed on the statement, so the connection may
+        serve again. One that outlasts the cancel costs its connection, not the breaker."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                return await pg.settle(self.statement)
+        except TimeoutError:
+            return False
+
     def usable(self, recycle: float) -> bool:
         """Open, younger than `recycle`, and not closed by the server while it sat idle."""
         raw = self.raw
@@ -194,37 +211,19 @@ class Pool:
             self._grow()
 
     async def _cancel(self, connection: Connection) -> None:
-        """Cancel on the server, a few at a time, none into a database known not to answer (a
-        stall's stuck statements would each send one more connection into it); then back to
-        the pool once the cancel provably landed, else closed. Reused, a noisy user's
-        statements past the deadline do not make everyone else wait for fresh connections."""
-        refused = None
-        settled = False
+        """Cancel a few at a time, none into a database known not to answer (a stall's stuck
+        statements would each send one more connection into it); keep the connection if the
+        cancel landed (a noisy user's deadlines then cost nobody a fresh connection)."""
+        refused, settled = None, False
         try:
             async with self._cancel_slots:
                 if not self._breaker.open:
-                    async with asyncio.timeout(CANCEL_TIMEOUT):
-                        refused = await pg.cancel(connection.raw)
-                    if refused is None:
-                        settled = await self._settle(connection)
-        except TimeoutError:
-            refused = f"no answer within {CANCEL_TIMEOUT:g} s"
+                    refused = await connection.cancel()
+                    settled = refused is None and await connection.settle()
         finally:
-            if settled:
-                self.release(connection)
-            else:
-                self.discard(connection)
+            (self.release if settled else self.discard)(connection)
         if refused is not None:
             self._breaker.failed(f"a statement past its deadline could not be cancelled: {refused}")
-
-    async def _settle(self, connection: Connection) -> bool:
-        """`pg.settle` within `CANCEL_TIMEOUT`: a statement that outlasts an answered cancel
-        costs its connection, not the breaker's trust."""
-        try:
-            async with asyncio.timeout(CANCEL_TIMEOUT):
-                return await pg.settle(connection.statement)
-        except TimeoutError:
-            return False
 
     def _freed(self) -> None:
         self._size -= 1
