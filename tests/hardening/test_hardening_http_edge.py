@@ -29,7 +29,10 @@ from tests.support.helpers import Caller, count_tasks
 
 HEAD_TIMEOUT = 1.0
 LINGER = EdgeLimits().linger
-OTHERS_WITHIN = 1.0  # the issue's generous bound for another client's answer during an attack
+# Another client's answer during an attack: within SC-001's 2 s (old code: 9.3-24 s). Measured:
+# 158-348 ms, printed; under the suite's coverage tracer (the server traced too) once 1.1 s, the
+# first request after the burst, so not the issue's suggested 1 s.
+OTHERS_WITHIN = 2.0
 
 
 @pytest.fixture
