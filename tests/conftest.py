@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi import FastAPI
@@ -33,8 +33,10 @@ from backend.auth.jwt import TokenVerifier
 from backend.config import Settings
 from backend.db import normalize_url
 from backend.main import create_app, jwks_config, token_policy
-from tests.plugins.conformance import Target
 from tests.support.helpers import AUTH_URL, SECRET, Caller
+
+if TYPE_CHECKING:  # imported here first, pytest could not rewrite the plugin's asserts
+    from tests.plugins.conformance import Target
 
 # The SPEC ID table, and the conformance checker (`--base-url`): its `target` fixture too.
 pytest_plugins = ["tests.plugins.spec_coverage", "tests.plugins.conformance"]
@@ -128,7 +130,7 @@ def session_client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(request: pytest.FixtureRequest, target: Target) -> Any:
+def client(request: pytest.FixtureRequest, target: "Target") -> Any:
     """The app on a clean database (its lifespan runs once per session), or the target by URL.
 
     The in-process fixtures are requested dynamically so that a test asking only for `client`
@@ -174,16 +176,16 @@ def make_client(
 
 
 @pytest.fixture
-def alice(target: Target) -> Caller:
+def alice(target: "Target") -> Caller:
     return target.caller("alice", "alice-0123456789abcdefghijklmnop")
 
 
 @pytest.fixture
-def bob(target: Target) -> Caller:
+def bob(target: "Target") -> Caller:
     return target.caller("bob", "bob-0123456789abcdefghijklmnopqr")
 
 
 @pytest.fixture
-def origin(target: Target) -> str:
+def origin(target: "Target") -> str:
     """The frontend origin CORS must allow: `--origin` in conformance mode."""
     return target.origin if target.conformance else AUTH_URL

@@ -29,12 +29,12 @@ class Health(BaseModel):
     detail: str
 
 
-def answers(unavailable: type[BaseModel] | None = None) -> dict[int | str, dict[str, Any]]:
+def answers(model_503: type[BaseModel] | None = None) -> dict[int | str, dict[str, Any]]:
     """The documented answers besides 200: 405, and 503 with `Retry-After` where one may come."""
     documented: dict[int | str, dict[str, Any]] = {405: ERROR_RESPONSES[405]}
-    if unavailable is not None:
+    if model_503 is not None:
         headers = {"Retry-After": RETRY_AFTER_HEADER}
-        documented[503] = {"model": unavailable, "headers": headers}
+        documented[503] = {"model": model_503, "headers": headers}
     return documented
 
 
